@@ -1,0 +1,70 @@
+"""The topic catalog (`schemas/catalog.toml`): each topic's key, value schema and retention."""
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from tideline import schemas
+from tideline.errors import SchemaError
+
+CleanupPolicy = Literal["delete", "compact"]
+
+# The broker's own default message.max.bytes (1 MiB plus record-batch overhead).
+BROKER_MAX_MESSAGE_BYTES = 1048588
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    description: str
+    key: str
+    value: str
+    partitions: int
+    cleanup_policy: CleanupPolicy
+    retention_ms: int
+    max_message_bytes: int | None = None
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic-level broker configuration."""
+        configs = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+        if self.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
+        return configs
+
+    def schema(self) -> schemas.Schema:
+        return schemas.load(self.value)
+
+
+@cache
+def topics() -> dict[str, Topic]:
+    """Every catalog topic by its unprefixed name."""
+    path = schemas.schema_dir() / "catalog.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
+    defaults: dict[str, Any] = raw.get("defaults", {})
+    result = {}
+    for name, entry in raw["topics"].items():
+        merged = {**defaults, **entry}
+        try:
+            result[name] = Topic(name=name, **merged)
+        except TypeError as exc:
+            raise SchemaError(f"catalog topic {name}: {exc}") from exc
+        if merged["cleanup_policy"] not in ("delete", "compact"):
+            raise SchemaError(f"catalog topic {name}: bad cleanup_policy")
+    return result
+
+
+def topic(name: str) -> Topic:
+    try:
+        return topics()[name]
+    except KeyError:
+        raise SchemaError(f"no topic {name!r} in the catalog") from None
+
+
+def max_message_bytes() -> int:
+    """The largest record any catalog topic admits: every consumer fetches at least this."""
+    return max(t.max_message_bytes or BROKER_MAX_MESSAGE_BYTES for t in topics().values())

@@ -1,0 +1,84 @@
+"""aiokafka clients configured the Tideline way, and topic administration from the catalog."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from tideline import catalog
+from tideline.settings import Settings
+
+
+def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer: acks from all replicas, no duplicates on retry."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "enable_idempotence": True,
+        "acks": "all",
+        "max_request_size": catalog.max_message_bytes(),
+        "linger_ms": 5,
+    }
+    return AIOKafkaProducer(**(options | overrides))
+
+
+def consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer whose fetch limits admit the largest record of any topic.
+
+    A fetch limit below a record's size would wedge its partition; offsets are
+    committed by the caller after its output is acknowledged (at-least-once).
+    """
+    fetch_limit = catalog.max_message_bytes()
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": fetch_limit,
+        "fetch_max_bytes": max(fetch_limit, 52428800),
+        "isolation_level": "read_committed",
+    }
+    return AIOKafkaConsumer(*topics, **(options | overrides))
+
+
+def admin(settings: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    created: bool  # False: it was there already
+
+
+async def create_topics(settings: Settings) -> list[TopicState]:
+    """Create every catalog topic that is missing; existing ones are left as they are."""
+    client = admin(settings)
+    await client.start()
+    try:
+        existing = set(await client.list_topics())
+        wanted = {settings.topic(t.name): t for t in catalog.topics().values()}
+        missing = [
+            NewTopic(full, t.partitions, 1, topic_configs=t.configs)
+            for full, t in wanted.items()
+            if full not in existing
+        ]
+        if missing:
+            try:
+                await client.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them between our list and create
+        created = {t.name for t in missing}
+        return [TopicState(full, full in created) for full in wanted]
+    finally:
+        await client.close()
+
+
+async def existing_topics(settings: Settings) -> set[str]:
+    client = admin(settings)
+    await client.start()
+    try:
+        return set(await client.list_topics())
+    finally:
+        await client.close()

@@ -1,0 +1,37 @@
+"""Settings shared by every Tideline process, read from TIDELINE_* environment variables."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDELINE_", extra="forbid")
+
+    kafka_bootstrap: str = "localhost:9092"
+    redis_url: str = "redis://localhost:6379/0"
+    topic_prefix: str = "tideline."
+    home: Path = Field(
+        default=Path.home() / ".tideline",
+        description="Where the local stack keeps its jars, data, logs and pid files.",
+    )
+    kafka_controller_port: int = Field(
+        default=9093, description="KRaft controller port of the local broker."
+    )
+
+    def topic(self, name: str) -> str:
+        """The full name of a catalog topic."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        first = self.kafka_bootstrap.split(",")[0]
+        host, _, port = first.rpartition(":")
+        return host or "localhost", int(port)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.redis_url)
+        return parts.hostname or "localhost", parts.port or 6379

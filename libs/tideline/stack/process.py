@@ -1,0 +1,120 @@
+"""Background server processes tracked by pid files, so one CLI call starts and another stops."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tideline.errors import StackError
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) is not alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """A server we started: `marker` must appear in its command line, so a recycled pid is not it."""
+
+    name: str
+    run_dir: Path
+    log: Path
+    marker: str
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return None
+        return pid if alive(pid) and self.marker in cmdline else None
+
+    def start(self, argv: list[str], cwd: Path) -> "subprocess.Popen[bytes]":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, not from input
+                argv,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # outlives the CLI; Ctrl-C in its shell does not kill it
+            )
+        self.pidfile.write_text(str(proc.pid))
+        return proc
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after `timeout`. False if it was not running."""
+        pid = self.pid()
+        self.pidfile.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid):
+            _reap(pid)
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+            time.sleep(0.1)
+        _reap(pid)
+        return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if `pid` is our own child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(
+    check: Callable[[], bool],
+    process: ManagedProcess,
+    timeout: float,
+    child: "subprocess.Popen[bytes] | None" = None,
+) -> None:
+    """Poll `check` until it passes; fail early, with the log, if the process dies.
+
+    With `child` (just started by us) its exit status is what tells; /proc would show
+    the parent's command line until the child has exec'd.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        exited = child.poll() is not None if child is not None else process.pid() is None
+        if exited:
+            raise StackError(f"{process.name} exited while starting; {process.log}:\n{process.log_tail()}")
+        if time.monotonic() > deadline:
+            raise StackError(f"{process.name} did not answer in {timeout:.0f} s; see {process.log}")
+        time.sleep(0.25)
+

@@ -1,0 +1,58 @@
+"""A real redis-server (Debian's package) for the online store."""
+
+import shutil
+
+import redis
+
+from tideline.errors import StackError
+from tideline.settings import Settings
+from tideline.stack.process import ManagedProcess, port_open, wait_until
+
+
+class RedisServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host, self.port = settings.redis_host_port
+        self.bind = "127.0.0.1" if self.host == "localhost" else self.host
+        self.data = settings.home / "redis-data"
+        self.process = ManagedProcess(
+            name="redis",
+            run_dir=settings.home / "run",
+            log=settings.home / "logs" / "redis.log",
+            marker="redis-server",
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise StackError("redis-server is not installed: apt-get install -y redis-server")
+        self.data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--bind", self.bind,
+            "--port", str(self.port),
+            "--dir", str(self.data),
+            "--logfile", str(self.process.log),
+            "--daemonize", "no",
+            # Snapshot now and then: the online store is rebuilt from Kafka anyway.
+            "--save", "300 1",
+            "--appendonly", "no",
+        ]
+        child = self.process.start(argv, cwd=self.data)
+        wait_until(self.healthy, self.process, timeout=20, child=child)
+
+    def ports_taken(self) -> list[int]:
+        return [self.port] if port_open(self.host, self.port) else []
+
+    def healthy(self) -> bool:
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()

@@ -1,0 +1,1 @@
+"""Tideline services: one package each, started with `tideline run <service>`."""

@@ -1,0 +1,1 @@
+"""The featurestore service (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""The ingest service (see docs/architecture.md)."""

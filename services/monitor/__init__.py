@@ -1,0 +1,1 @@
+"""The monitor service (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""The serving service (see docs/architecture.md)."""
