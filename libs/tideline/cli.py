@@ -90,7 +90,11 @@ def topics_list() -> None:
     table = Table("topic", "key", "value schema", "partitions", "cleanup", "retention ms")
     for t in catalog.topics().values():
         table.add_row(
-            settings.topic(t.name), t.key, t.value, str(t.partitions), t.cleanup_policy,
+            settings.topic(t.name),
+            t.key,
+            t.value,
+            str(t.partitions),
+            t.cleanup_policy,
             str(t.retention_ms),
         )
     console.print(table)
@@ -100,7 +104,9 @@ def topics_list() -> None:
 def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]) -> None:
     """Run one service in the foreground."""
     if service not in SERVICES:
-        console.print(f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}")
+        console.print(
+            f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}"
+        )
         raise typer.Exit(code=2)
     try:
         module = importlib.import_module(f"services.{service}.main")

@@ -1,11 +1,12 @@
 """aiokafka clients configured the Tideline way, and topic administration from the catalog."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from tideline import catalog
 from tideline.settings import Settings
@@ -23,7 +24,9 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**(options | overrides))
 
 
-def consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+def consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
     """A consumer whose fetch limits admit the largest record of any topic.
 
     A fetch limit below a record's size would wedge its partition; offsets are
@@ -65,14 +68,35 @@ async def create_topics(settings: Settings) -> list[TopicState]:
             if full not in existing
         ]
         if missing:
-            try:
-                await client.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create
+            response = await client.create_topics(missing)
+            for name, code, *message in response.topic_errors:
+                # Another process may have created it between our list and create.
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    error = for_code(code)
+                    raise error(f"cannot create {name}: {message[-1] if message else ''}")
+            await _until_ready(client, [t.name for t in missing])
         created = {t.name for t in missing}
         return [TopicState(full, full in created) for full in wanted]
     finally:
         await client.close()
+
+
+async def _until_ready(client: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
+    """Wait until the broker's metadata shows every partition of `names` with a leader.
+
+    The controller acknowledges a creation before the broker serves it; a producer
+    that raced ahead would see UnknownTopicOrPartition.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        described = await client.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] for t in described) and all(
+            p["leader"] >= 0 for t in described for p in t["partitions"]
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics not ready after {timeout} s: {names}")
+        await asyncio.sleep(0.1)
 
 
 async def existing_topics(settings: Settings) -> set[str]:

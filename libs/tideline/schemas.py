@@ -56,7 +56,7 @@ def load(name: str) -> Schema:
     if not path.is_file():
         raise SchemaError(f"no schema file {path.name} in {schema_dir()}")
     try:
-        parsed = fastavro.schema.load_schema(path, _write_hint=False)
+        parsed = fastavro.schema.load_schema(str(path), _write_hint=False)
     except (ValueError, fastavro.schema.SchemaParseException, json.JSONDecodeError) as exc:
         raise SchemaError(f"{path.name}: {exc}") from exc
     return Schema.from_parsed(name, parsed)
@@ -73,7 +73,9 @@ def derive(envelope: str, fields: list[dict[str, Any]], namespace: str) -> Schem
     raw = json.loads((schema_dir() / f"{envelope}.avsc").read_text())
     derived = copy.deepcopy(raw)
     holders = [
-        f for f in derived["fields"] if isinstance(f["type"], dict) and f["type"].get("fields") == []
+        f
+        for f in derived["fields"]
+        if isinstance(f["type"], dict) and f["type"].get("fields") == []
     ]
     if len(holders) != 1:
         raise SchemaError(f"{envelope} has no single empty record to fill")

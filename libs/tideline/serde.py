@@ -36,7 +36,7 @@ class Decoder:
 
     def schema_of(self, data: bytes) -> Schema:
         if len(data) < HEADER_SIZE:
-            if data[:2] == SINGLE_OBJECT_MARKER[: len(data)]:
+            if data and data[:2] == SINGLE_OBJECT_MARKER[: len(data)]:
                 raise DecodeError("truncated", f"{len(data)} bytes, a header needs {HEADER_SIZE}")
             raise DecodeError("not_single_object", f"{len(data)} bytes without the Avro marker")
         if data[:2] != SINGLE_OBJECT_MARKER:

@@ -17,6 +17,10 @@ class Settings(BaseSettings):
         default=Path.home() / ".tideline",
         description="Where the local stack keeps its jars, data, logs and pid files.",
     )
+    cache: Path = Field(
+        default=Path.home() / ".cache" / "tideline",
+        description="Downloaded jars, shared by every stack home.",
+    )
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local broker."
     )

@@ -15,31 +15,16 @@ from aiokafka.errors import KafkaError
 
 from tideline.errors import StackError
 from tideline.settings import Settings
+from tideline.stack import maven
 from tideline.stack.process import ManagedProcess, port_open, wait_until
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4.x logs through slf4j 1.7 and ships no backend
 
-POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.tideline</groupId>
-  <artifactId>kafka-broker</artifactId>
-  <version>{KAFKA_VERSION}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_2.13</artifactId>
-      <version>{KAFKA_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j-impl</artifactId>
-      <version>{LOG4J_VERSION}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
+ARTIFACTS = [
+    f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+    f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
+]
 
 LOG4J2 = """status = warn
 rootLogger.level = INFO
@@ -62,7 +47,7 @@ class KafkaBroker:
         self.settings = settings
         self.host, self.port = settings.kafka_host_port
         self.controller_port = settings.kafka_controller_port
-        self.lib = settings.home / f"kafka-{KAFKA_VERSION}" / "lib"
+        self.lib = settings.cache / f"kafka-{KAFKA_VERSION}"
         self.data = settings.home / "kafka-data"
         self.config = settings.home / "kafka" / "server.properties"
         self.process = ManagedProcess(
@@ -78,32 +63,15 @@ class KafkaBroker:
 
     def ensure_jars(self) -> bool:
         """Fetch the broker's jars once; True if they were downloaded now."""
-        done = self.lib / ".complete"
-        if done.exists():
-            return False
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise StackError("Maven (mvn) is needed to fetch the Kafka jars: apt-get install -y maven")
-        pom = self.lib.parent / "pom.xml"
-        pom.parent.mkdir(parents=True, exist_ok=True)
-        pom.write_text(POM)
-        result = subprocess.run(  # noqa: S603
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={self.lib}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise StackError(f"fetching Kafka {KAFKA_VERSION} jars failed:\n{result.stdout}{result.stderr}")
-        done.touch()
-        return True
+        return maven.fetch(ARTIFACTS, self.lib)
 
     def _java(self, main: str, *args: str, jvm: list[str] | None = None) -> list[str]:
         java = shutil.which("java")
         if java is None:
-            raise StackError("Java 17+ is needed to run the Kafka broker: apt-get install -y default-jre")
-        return [java, *(jvm or []), "-cp", f"{self.lib}/*", main, *args]
+            raise StackError(
+                "Java 17+ is needed to run the Kafka broker: apt-get install -y default-jre"
+            )
+        return [java, *(jvm or []), "-cp", maven.classpath(self.lib), main, *args]
 
     def write_config(self) -> None:
         self.config.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +105,7 @@ class KafkaBroker:
             return
         # Kafka's cluster id is a url-safe base64 uuid without padding.
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(self.config)),
             capture_output=True,
             text=True,
@@ -178,4 +146,3 @@ async def _metadata_answers(bootstrap: str) -> bool:
     finally:
         await client.close()
     return True
-

@@ -63,7 +63,9 @@ def up(settings: Settings) -> list[str]:
             )
     for server in to_start:
         server.start()
-        done.append(f"{server.process.name} started on {server.address} (log: {server.process.log})")
+        done.append(
+            f"{server.process.name} started on {server.address} (log: {server.process.log})"
+        )
     return done
 
 

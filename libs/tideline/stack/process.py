@@ -1,5 +1,6 @@
 """Background server processes tracked by pid files, so one CLI call starts and another stops."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -16,6 +17,11 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+# Children this process started, kept so that stop() can reap them (and Python does not warn
+# that a Popen was dropped while its process still ran).
+_children: dict[int, "subprocess.Popen[bytes]"] = {}
 
 
 def alive(pid: int) -> bool:
@@ -55,7 +61,7 @@ class ManagedProcess:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, not from input
+            proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
@@ -64,6 +70,7 @@ class ManagedProcess:
                 start_new_session=True,  # outlives the CLI; Ctrl-C in its shell does not kill it
             )
         self.pidfile.write_text(str(proc.pid))
+        _children[proc.pid] = proc
         return proc
 
     def log_tail(self, lines: int = 20) -> str:
@@ -92,10 +99,13 @@ class ManagedProcess:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our own child, so it does not linger as a zombie."""
-    try:
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(
@@ -113,8 +123,9 @@ def wait_until(
     while not check():
         exited = child.poll() is not None if child is not None else process.pid() is None
         if exited:
-            raise StackError(f"{process.name} exited while starting; {process.log}:\n{process.log_tail()}")
+            raise StackError(
+                f"{process.name} exited while starting; {process.log}:\n{process.log_tail()}"
+            )
         if time.monotonic() > deadline:
             raise StackError(f"{process.name} did not answer in {timeout:.0f} s; see {process.log}")
         time.sleep(0.25)
-

@@ -33,14 +33,21 @@ class RedisServer:
         self.data.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
-            "--bind", self.bind,
-            "--port", str(self.port),
-            "--dir", str(self.data),
-            "--logfile", str(self.process.log),
-            "--daemonize", "no",
+            "--bind",
+            self.bind,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data),
+            "--logfile",
+            str(self.process.log),
+            "--daemonize",
+            "no",
             # Snapshot now and then: the online store is rebuilt from Kafka anyway.
-            "--save", "300 1",
-            "--appendonly", "no",
+            "--save",
+            "300 1",
+            "--appendonly",
+            "no",
         ]
         child = self.process.start(argv, cwd=self.data)
         wait_until(self.healthy, self.process, timeout=20, child=child)

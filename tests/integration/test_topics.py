@@ -1,0 +1,73 @@
+import uuid
+
+import pytest
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from tideline import catalog, kafka, serde
+from tideline.schemas import load
+from tideline.settings import Settings
+
+from ..examples import example
+
+pytestmark = pytest.mark.integration
+
+
+async def test_topics_create_makes_every_catalog_topic_and_twice_is_harmless(
+    settings: Settings,
+) -> None:
+    first = await kafka.create_topics(settings)
+    assert {s.name for s in first} == {settings.topic(n) for n in catalog.topics()}
+    assert all(s.created for s in first)
+    second = await kafka.create_topics(settings)
+    assert not any(s.created for s in second)
+    assert {settings.topic(n) for n in catalog.topics()} <= await kafka.existing_topics(settings)
+
+
+async def test_topics_have_catalog_partitions_and_cleanup_policy(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    client = kafka.admin(settings)
+    await client.start()
+    try:
+        names = [settings.topic(n) for n in ("models.artifacts", "events")]
+        described = {t["topic"]: t for t in await client.describe_topics(names)}
+        configs = await client.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, settings.topic("models.artifacts"))]
+        )
+    finally:
+        await client.close()
+    assert (
+        len(described[settings.topic("events")]["partitions"]) == catalog.topic("events").partitions
+    )
+    entries = {c[0]: c[1] for c in configs[0].resources[0][4]}
+    assert entries["cleanup.policy"] == "compact"
+
+
+async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    sent = {}
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        for topic in catalog.topics().values():
+            schema = topic.schema()
+            record = example(schema.parsed)
+            await producer.send_and_wait(
+                settings.topic(topic.name), serde.encode(schema, record), key=topic.name.encode()
+            )
+            sent[settings.topic(topic.name)] = record
+    finally:
+        await producer.stop()
+
+    decoder = serde.Decoder(load(t.value) for t in catalog.topics().values())
+    consumer = kafka.consumer(settings, *sent, group_id=f"test-{uuid.uuid4().hex}")
+    await consumer.start()
+    received = {}
+    try:
+        while len(received) < len(sent):
+            batches = await consumer.getmany(timeout_ms=10_000)
+            assert batches, f"nothing more arrived; missing {set(sent) - set(received)}"
+            for tp, messages in batches.items():
+                for message in messages:
+                    received[tp.topic] = decoder.decode(message.value)[1]
+    finally:
+        await consumer.stop()
+    assert received == sent
