@@ -114,3 +114,7 @@ def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICE
         console.print(f"[red]error:[/red] the {service} service has no entry point yet")
         raise typer.Exit(code=1) from None
     module.main()
+
+
+if __name__ == "__main__":
+    app()

@@ -81,22 +81,23 @@ async def create_topics(settings: Settings) -> list[TopicState]:
         await client.close()
 
 
-async def _until_ready(client: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
+async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
     """Wait until the broker's metadata shows every partition of `names` with a leader.
 
     The controller acknowledges a creation before the broker serves it; a producer
     that raced ahead would see UnknownTopicOrPartition.
     """
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        described = await client.describe_topics(names)
-        if all(t["error_code"] == 0 and t["partitions"] for t in described) and all(
-            p["leader"] >= 0 for t in described for p in t["partitions"]
-        ):
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"topics not ready after {timeout} s: {names}")
-        await asyncio.sleep(0.1)
+    async with asyncio.timeout(30):
+        while True:
+            described = await client.describe_topics(names)
+            if all(
+                t["error_code"] == 0
+                and t["partitions"]
+                and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def existing_topics(settings: Settings) -> set[str]:

@@ -89,7 +89,7 @@ def test_decode_as_refuses_another_schema(decoder: serde.Decoder) -> None:
 
 def test_encode_refuses_a_record_that_does_not_fit() -> None:
     schema = schemas.load("tideline.Trigger")
-    with pytest.raises(EncodeError, match="tideline.Trigger"):
+    with pytest.raises(EncodeError, match=r"tideline\.Trigger"):
         serde.encode(schema, {"kind": "drift"})  # id missing
     with pytest.raises(EncodeError):
         serde.encode(schema, {"kind": "drift", "id": 5})

@@ -1,0 +1,56 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is here for them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: system-deps install test unit lint bench demo stack-up stack-down
+
+# Debian packages the stack needs: redis-server, and Java + Maven for the Kafka broker.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/tideline: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-deps $(BIN)/tideline
+
+# Unit and integration tests; the integration tests use a running stack or start their own.
+test: install
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/serde.py
+
+stack-up: install
+	$(BIN)/tideline stack up
+	$(BIN)/tideline topics create
+
+stack-down:
+	$(BIN)/tideline stack down
+
+# Until the services land (ingest/feature store, trainer/registry, serving/monitor), the demo
+# shows the foundation: the real stack coming up, every topic created, and a clean stop.
+demo: install
+	$(BIN)/tideline stack up
+	$(BIN)/tideline topics create
+	$(BIN)/tideline stack status
+	$(BIN)/tideline stack down
