@@ -28,3 +28,7 @@ class EncodeError(TidelineError):
 
 class StackError(TidelineError):
     """The local Kafka/Redis stack cannot be started, reached or stopped."""
+
+
+class ProjectError(TidelineError):
+    """A project definition that cannot be loaded or does not make sense."""
