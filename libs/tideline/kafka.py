@@ -107,3 +107,13 @@ async def existing_topics(settings: Settings) -> set[str]:
         return set(await client.list_topics())
     finally:
         await client.close()
+
+
+async def partitions(settings: Settings, topic: str) -> list[int]:
+    client = admin(settings)
+    await client.start()
+    try:
+        (described,) = await client.describe_topics([topic])
+    finally:
+        await client.close()
+    return sorted(p["partition"] for p in described["partitions"])

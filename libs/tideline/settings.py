@@ -21,6 +21,10 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "tideline",
         description="Downloaded jars, shared by every stack home.",
     )
+    project: Path = Field(
+        default=Path("examples/cards/project.yaml"),
+        description="The project definition every service loads (YAML or Python module).",
+    )
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local broker."
     )

@@ -1,0 +1,74 @@
+"""Dead letters: a refused record's original bytes, where it came from and why.
+
+Kafka headers repeat the reason in the style of Kafka Connect's error headers, so
+tools that know those can read ours.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tideline import schemas, serde
+
+SCHEMA = schemas.load("tideline.DeadLetter")
+
+
+@dataclass(frozen=True)
+class RejectionError(Exception):
+    """Why a record was refused. Raised by pure handlers, turned into a dead letter by the loop."""
+
+    stage: str  # decode, schema, rule, late
+    error_class: str
+    message: str
+    rule: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a consumed record came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def dead_letter(
+    source: Source, rejection: RejectionError, service: str
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the dead letter for `source`."""
+    record: dict[str, Any] = {
+        "source_topic": source.topic,
+        "source_partition": source.partition,
+        "source_offset": source.offset,
+        "source_timestamp": None
+        if source.timestamp_ms is None
+        else datetime.fromtimestamp(source.timestamp_ms / 1000, UTC),
+        "key": source.key,
+        "value": source.value,
+        "headers": [{"key": k, "value": v} for k, v in source.headers],
+        "stage": rejection.stage,
+        "rule": rejection.rule,
+        "error_class": rejection.error_class,
+        "error_message": rejection.message,
+        "service": service,
+        "failed_at": datetime.now(UTC),
+    }
+    headers = [
+        ("__connect.errors.topic", source.topic.encode()),
+        ("__connect.errors.partition", str(source.partition).encode()),
+        ("__connect.errors.offset", str(source.offset).encode()),
+        ("__connect.errors.stage", rejection.stage.encode()),
+        ("__connect.errors.exception.class.name", rejection.error_class.encode()),
+        ("__connect.errors.exception.message", rejection.message.encode()),
+    ]
+    if rejection.rule is not None:
+        headers.append(("tideline.rule", rejection.rule.encode()))
+    key = f"{source.topic}/{source.partition}/{source.offset}".encode()
+    return key, serde.encode(SCHEMA, record), headers

@@ -1,0 +1,33 @@
+"""What every service's entry point shares: logging, metrics endpoint, stop on SIGTERM."""
+
+import asyncio
+import logging
+import signal
+import time
+
+from prometheus_client import Gauge, start_http_server
+
+LAST_POLL = Gauge(
+    "tideline_last_poll_timestamp_seconds",
+    "When the service last polled Kafka: its liveness signal.",
+    ["service"],
+)
+
+
+def setup(service: str, metrics_port: int) -> asyncio.Event:
+    """Configure logs, serve /metrics, and return an event that SIGTERM/SIGINT set."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s service={service} %(name)s: %(message)s",
+    )
+    if metrics_port:
+        start_http_server(metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def heartbeat(service: str) -> None:
+    LAST_POLL.labels(service).set(time.time())
