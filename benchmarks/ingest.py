@@ -1,0 +1,120 @@
+"""Ingest events/second next to a raw aiokafka consume→produce passthrough, same run, same input.
+
+Run against a running stack: .venv/bin/python benchmarks/ingest.py [--events N] [--runs R]
+Both sides read the same N JSON card events from the start of events.raw with a fresh
+consumer group, write one record per input, and commit after every batch is acknowledged.
+"""
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import typer
+from aiokafka import ConsumerRecord
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+from tideline import kafka, project, streams
+from tideline.settings import Settings
+
+from services.ingest.handler import Ingest
+from services.ingest.main import handler
+
+PROJECT = "examples/cards/project.yaml"
+
+
+def events(n: int) -> list[bytes]:
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    return [
+        json.dumps(
+            {
+                "event_id": f"e-{i}",
+                "event_time": (start + timedelta(milliseconds=i)).isoformat(),
+                "card_id": f"c-{i % 5000}",
+                "merchant_id": f"m-{i % 300}",
+                "category": "grocery",
+                "amount": 1.0 + i % 500,
+                "country": "FR",
+                "channel": "web",
+                "card_present": i % 2 == 0,
+            }
+        ).encode()
+        for i in range(n)
+    ]
+
+
+async def fill(settings: Settings, values: list[bytes]) -> None:
+    await kafka.create_topics(settings)
+    producer = kafka.producer(settings, linger_ms=20)
+    await producer.start()
+    for value in values:
+        await producer.send(settings.topic("events.raw"), value)
+    await producer.flush()
+    await producer.stop()
+
+
+async def timed(settings: Settings, n: int, handle: streams.Handler) -> float:
+    """Seconds to consume, handle, produce and commit n records."""
+    consumer = kafka.consumer(settings, settings.topic("events.raw"), group_id=uuid.uuid4().hex)
+    producer = kafka.producer(settings)
+    await consumer.start()
+    await producer.start()
+    done = asyncio.Event()
+    count = 0
+
+    def counting(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
+        nonlocal count
+        count += 1
+        if count >= n:
+            done.set()
+        return iter(list(handle(message)))
+
+    start = time.perf_counter()
+    await streams.run(consumer, producer, counting, done)
+    elapsed = time.perf_counter() - start
+    await consumer.stop()
+    await producer.stop()
+    return elapsed
+
+
+async def bench(n: int, runs: int) -> None:
+    settings = Settings().model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}."})
+    await fill(settings, events(n))
+    sink = settings.topic("events")
+
+    def passthrough(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
+        yield streams.Produce(sink, message.key, message.value, message.timestamp)
+
+    proj = project.load(PROJECT)
+    rates: dict[str, list[float]] = {"aiokafka passthrough": [], "tideline ingest": []}
+    for run in track(range(runs), description=f"{runs} runs of {n:,} events"):
+        sides = [
+            ("aiokafka passthrough", lambda: passthrough),
+            ("tideline ingest", lambda: handler(Ingest(proj, timedelta(hours=1)), settings)),
+        ]
+        for name, make in sides if run % 2 == 0 else reversed(sides):
+            rates[name].append(n / await timed(settings, n, make()))
+
+    table = Table("pipeline", "events/s (median)", "runs")
+    for name, values in rates.items():
+        table.add_row(
+            name, f"{statistics.median(values):,.0f}", ", ".join(f"{v:,.0f}" for v in values)
+        )
+    console = Console()
+    console.print(table)
+    ratio = statistics.median(rates["tideline ingest"]) / statistics.median(
+        rates["aiokafka passthrough"]
+    )
+    console.print(f"ingest / passthrough = {ratio:.2f}")
+
+
+def main(n: int = typer.Option(30_000, "--events"), runs: int = 5) -> None:
+    asyncio.run(bench(n, runs))
+
+
+if __name__ == "__main__":
+    typer.run(main)
