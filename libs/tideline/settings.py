@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     topic_prefix: str = "tideline."
     home: Path = Field(
         default=Path.home() / ".tideline",
-        description="Where the local stack keeps its jars, data, logs and pid files.",
+        description="Where the local stack keeps its data, logs and pid files.",
     )
     cache: Path = Field(
         default=Path.home() / ".cache" / "tideline",

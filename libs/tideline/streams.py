@@ -5,7 +5,6 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 """
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
@@ -13,8 +12,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from tideline import kafka
 from tideline.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,15 @@ class Ingest:
     ) -> None:
         self.project = project
         self.clock = clock
+        self.event_decoder = serde.Decoder([project.event_schema])
+        self.label_decoder = serde.Decoder([project.label_schema])
         self.event_ids = Deduplicator(dedup_window)
         self.label_ids = Deduplicator(dedup_window)
 
     def event(self, value: bytes | None) -> Output | None:
         """The canonical event, or None for a duplicate; raises RejectionError."""
         spec = self.project.event
-        raw = parse.decode(value, self.project.event_schema)
+        raw = parse.decode(value, self.event_decoder)
         if "payload" in raw and isinstance(raw.get("payload"), dict):  # our Avro envelope
             record = raw
             if record["entity_id"] != str(record["payload"][spec.entity_key]):
@@ -76,7 +78,7 @@ class Ingest:
     def label(self, value: bytes | None) -> Output | None:
         """The canonical label, or None for a duplicate; raises RejectionError."""
         spec = self.project.label
-        raw = parse.decode(value, self.project.label_schema)
+        raw = parse.decode(value, self.label_decoder)
         if "payload" in raw and isinstance(raw.get("payload"), dict):
             record = raw
         else:

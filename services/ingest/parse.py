@@ -13,18 +13,18 @@ from typing import Any
 from tideline import serde
 from tideline.dlq import RejectionError
 from tideline.errors import DecodeError
-from tideline.schemas import SINGLE_OBJECT_MARKER, Schema
+from tideline.schemas import SINGLE_OBJECT_MARKER
 
 Record = dict[str, Any]
 
 
-def decode(value: bytes | None, schema: Schema) -> Record | dict[str, Any]:
+def decode(value: bytes | None, decoder: serde.Decoder) -> Record | dict[str, Any]:
     """The Avro record if `value` is ours; else the JSON object, still to be checked."""
     if not value:
         raise RejectionError("decode", "EmptyValue", "the record has no value")
     if value[:2] == SINGLE_OBJECT_MARKER:
         try:
-            return serde.Decoder([schema]).decode(value)[1]
+            return decoder.decode(value)[1]
         except DecodeError as exc:
             raise RejectionError("decode", "DecodeError", str(exc)) from exc
     try:
