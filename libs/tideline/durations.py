@@ -22,7 +22,9 @@ def parse(value: Any) -> timedelta:
 
 
 def render(value: timedelta) -> str:
-    return f"{value.total_seconds():g}s"
+    """Seconds, in a form `parse` reads back (so never an exponent)."""
+    seconds = value.total_seconds()
+    return f"{seconds:.0f}s" if seconds.is_integer() else f"{seconds!r}s"
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse), PlainSerializer(render, return_type=str)]

@@ -1,6 +1,8 @@
 """aiokafka clients configured the Tideline way, and topic administration from the catalog."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,17 @@ def admin(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
 
 
+@asynccontextmanager
+async def admin_session(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on the way out."""
+    client = admin(settings)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 @dataclass(frozen=True)
 class TopicState:
     name: str
@@ -57,9 +70,7 @@ class TopicState:
 
 async def create_topics(settings: Settings) -> list[TopicState]:
     """Create every catalog topic that is missing; existing ones are left as they are."""
-    client = admin(settings)
-    await client.start()
-    try:
+    async with admin_session(settings) as client:
         existing = set(await client.list_topics())
         wanted = {settings.topic(t.name): t for t in catalog.topics().values()}
         missing = [
@@ -77,8 +88,6 @@ async def create_topics(settings: Settings) -> list[TopicState]:
             await _until_ready(client, [t.name for t in missing])
         created = {t.name for t in missing}
         return [TopicState(full, full in created) for full in wanted]
-    finally:
-        await client.close()
 
 
 async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -101,19 +110,11 @@ async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
 
 
 async def existing_topics(settings: Settings) -> set[str]:
-    client = admin(settings)
-    await client.start()
-    try:
+    async with admin_session(settings) as client:
         return set(await client.list_topics())
-    finally:
-        await client.close()
 
 
 async def partitions(settings: Settings, topic: str) -> list[int]:
-    client = admin(settings)
-    await client.start()
-    try:
+    async with admin_session(settings) as client:
         (described,) = await client.describe_topics([topic])
-    finally:
-        await client.close()
     return sorted(p["partition"] for p in described["partitions"])

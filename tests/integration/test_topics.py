@@ -24,16 +24,12 @@ async def test_topics_create_makes_every_catalog_topic_and_twice_is_harmless(
 
 async def test_topics_have_catalog_partitions_and_cleanup_policy(settings: Settings) -> None:
     await kafka.create_topics(settings)
-    client = kafka.admin(settings)
-    await client.start()
-    try:
+    async with kafka.admin_session(settings) as client:
         names = [settings.topic(n) for n in ("models.artifacts", "events")]
         described = {t["topic"]: t for t in await client.describe_topics(names)}
         configs = await client.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, settings.topic("models.artifacts"))]
         )
-    finally:
-        await client.close()
     assert (
         len(described[settings.topic("events")]["partitions"]) == catalog.topic("events").partitions
     )

@@ -112,3 +112,11 @@ def test_rules(payload: dict[str, object], event_time: datetime, violated: str |
 def test_a_rule_can_be_named() -> None:
     rule = RangeRule.model_validate({"kind": "range", "field": "amount", "max": 5, "name": "small"})
     assert rule.name == "small"
+
+
+@pytest.mark.parametrize("text", ["30s", "10m", "1.5h", "30d", "250ms", "365d"])
+def test_durations_survive_a_round_trip(text: str) -> None:
+    from tideline import durations
+
+    value = durations.parse(text)
+    assert durations.parse(durations.render(value)) == value
