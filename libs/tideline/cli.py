@@ -5,12 +5,14 @@ import importlib
 from typing import Annotated
 
 import typer
+from redis import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from tideline import catalog
+from tideline import catalog, project
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, existing_topics
+from tideline.online_store import OnlineStore
 from tideline.settings import Settings
 from tideline.stack import local
 
@@ -19,8 +21,10 @@ SERVICES = ("ingest", "featurestore", "serving", "monitor", "trainer", "registry
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
 stack_app = typer.Typer(no_args_is_help=True, help="A real local Kafka broker and Redis server.")
 topics_app = typer.Typer(no_args_is_help=True, help="The catalog's Kafka topics.")
+features_app = typer.Typer(no_args_is_help=True, help="The online feature store.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
+app.add_typer(features_app, name="features")
 
 console = Console()
 
@@ -98,6 +102,34 @@ def topics_list() -> None:
             str(t.retention_ms),
         )
     console.print(table)
+
+
+@features_app.command("get")
+def features_get(
+    entities: Annotated[list[str], typer.Argument(help="entity ids, e.g. card ids")],
+) -> None:
+    """Show entities' online features: the latest values the stream materialized in Redis."""
+    settings = Settings()
+    try:
+        definition = project.load(settings.project)
+        store = OnlineStore(settings, definition)
+        found = store.get(entities)
+        store.close()
+    except (TidelineError, RedisError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    for features in found:
+        if features.event_time is None:
+            console.print(f"[bold]{features.entity}[/bold]: no online features; the defaults")
+        else:
+            console.print(
+                f"[bold]{features.entity}[/bold] as of {features.event_time.isoformat()}"
+                f" (event {features.event_id}, feature version {features.feature_version})"
+            )
+        table = Table("feature", "value")
+        for name, value in features.values.items():
+            table.add_row(name, repr(value))
+        console.print(table)
 
 
 @app.command("run")

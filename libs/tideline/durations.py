@@ -1,7 +1,7 @@
 """Durations written the way people write them in a project file: 30s, 10m, 1h, 7d."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -28,3 +28,15 @@ def render(value: timedelta) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse), PlainSerializer(render, return_type=str)]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def millis(value: timedelta) -> int:
+    """Whole milliseconds, computed exactly (no float rounding on the way)."""
+    return value // timedelta(milliseconds=1)
+
+
+def epoch_millis(moment: datetime) -> int:
+    return millis(moment - EPOCH)

@@ -56,31 +56,76 @@ async def run(
             await consumer.commit()
 
 
-async def read_back(
-    settings: Settings, topic: str, since_ms: int
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every record of `topic` with a timestamp from `since_ms` up to the end as of now."""
+@dataclass(frozen=True)
+class OffsetRange:
+    """Records [start, end) of one partition: the unit a data set is named by."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+async def offset_ranges(
+    settings: Settings, topic: str, since_ms: int | None = None, until_ms: int | None = None
+) -> list[OffsetRange]:
+    """Per partition, the offsets of records timestamped in [since_ms, until_ms), as of now.
+
+    Without bounds: from the first record there is to the end.
+    """
     partitions = [TopicPartition(topic, p) for p in await kafka.partitions(settings, topic)]
     consumer = kafka.consumer(settings, group_id=None)
     await consumer.start()
     try:
-        consumer.assign(partitions)
+        firsts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
-        starts = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
-        remaining = {}
-        for tp in partitions:
-            found = starts.get(tp)
-            start = found.offset if found is not None else ends[tp]
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                remaining[tp] = ends[tp]
+
+        async def at(
+            bound: int | None, default: dict[TopicPartition, int]
+        ) -> dict[TopicPartition, int]:
+            if bound is None:
+                return default
+            found = await consumer.offsets_for_times({tp: bound for tp in partitions})
+            return {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in partitions}
+
+        starts, stops = await at(since_ms, firsts), await at(until_ms, ends)
+    finally:
+        await consumer.stop()
+    return [
+        OffsetRange(topic, tp.partition, starts[tp], max(starts[tp], stops[tp]))
+        for tp in partitions
+    ]
+
+
+async def read_ranges(
+    settings: Settings, ranges: list[OffsetRange]
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record in `ranges`, each partition in offset order."""
+    remaining = {TopicPartition(r.topic, r.partition): r for r in ranges if r.start < r.end}
+    if not remaining:
+        return
+    consumer = kafka.consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(list(remaining))
+        for tp, r in remaining.items():
+            consumer.seek(tp, r.start)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, messages in batches.items():
+                end = remaining[tp].end
                 for message in messages:
-                    if message.offset < remaining.get(tp, -1):
+                    if message.offset < end:
                         yield message
-                if messages and messages[-1].offset + 1 >= remaining.get(tp, 0):
-                    remaining.pop(tp, None)
+                if messages and messages[-1].offset + 1 >= end:
+                    del remaining[tp]
     finally:
         await consumer.stop()
+
+
+async def read_back(
+    settings: Settings, topic: str, since_ms: int
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` with a timestamp from `since_ms` up to the end as of now."""
+    async for message in read_ranges(settings, await offset_ranges(settings, topic, since_ms)):
+        yield message

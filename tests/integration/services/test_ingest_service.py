@@ -1,12 +1,6 @@
 """`tideline run ingest` against the real broker: bad input goes to the DLQ, the service lives on."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,55 +10,18 @@ from tideline import kafka, project, schemas, serde
 from tideline.settings import Settings
 
 from ...projects import EXAMPLES
+from .running import Service, collect, produce
 
 pytestmark = pytest.mark.integration
 
 CARDS = project.load(EXAMPLES[0])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
-    def __init__(self, settings: Settings) -> None:
-        self.metrics_port = _free_port()
-        self.env = {
-            **os.environ,
-            "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-            "TIDELINE_PROJECT": str(EXAMPLES[0]),
-            "TIDELINE_INGEST_METRICS_PORT": str(self.metrics_port),
-            "TIDELINE_INGEST_GROUP_ID": f"ingest-{uuid.uuid4().hex[:8]}",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tideline.cli", "run", "ingest"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
-            return str(r.read().decode())
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.proc.stderr.close()  # type: ignore[union-attr]
-        return code
-
-
 @pytest.fixture
 async def service(settings: Settings) -> Iterator[Service]:
     await kafka.create_topics(settings)
-    svc = Service(settings)
+    svc = Service("ingest", settings)
+    svc.env["TIDELINE_INGEST_GROUP_ID"] = f"ingest-{uuid.uuid4().hex[:8]}"
     svc.start()
     yield svc
     if svc.proc is not None and svc.proc.poll() is None:
@@ -85,34 +42,6 @@ def _card(event_id: str, **overrides: object) -> bytes:
     }
     event.update(overrides)
     return json.dumps({k: v for k, v in event.items() if v is not ...}).encode()
-
-
-async def _produce(settings: Settings, topic: str, values: list[bytes]) -> None:
-    producer = kafka.producer(settings)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send(settings.topic(topic), value)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def _collect(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list:  # type: ignore[type-arg]
-    consumer = kafka.consumer(settings, settings.topic(topic), group_id=f"t-{uuid.uuid4().hex}")
-    await consumer.start()
-    found: list = []  # type: ignore[type-arg]
-    try:
-        deadline = datetime.now(UTC).timestamp() + timeout_s
-        while len(found) < expected and datetime.now(UTC).timestamp() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                found.extend(messages)
-        # a little longer, to catch anything beyond what was expected
-        for messages in (await consumer.getmany(timeout_ms=1500)).values():
-            found.extend(messages)
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
@@ -146,10 +75,10 @@ async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
         _card("category", category="casino"): "rule",
     }
     duplicate = _card("ok-0")
-    await _produce(settings, "events.raw", [*valid[:10], *invalid, *valid[10:], duplicate])
+    await produce(settings, "events.raw", [*valid[:10], *invalid, *valid[10:], duplicate])
 
-    events = await _collect(settings, "events", len(valid))
-    dead = await _collect(settings, "ingest.dlq", len(invalid))
+    events = await collect(settings, "events", len(valid))
+    dead = await collect(settings, "ingest.dlq", len(invalid))
 
     decoder = serde.Decoder([CARDS.event_schema])
     ids = sorted(decoder.decode(m.value)[1]["event_id"] for m in events)
@@ -179,14 +108,14 @@ async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
 
 async def test_a_restarted_ingest_still_drops_repeats(settings: Settings, service: Service) -> None:
     values = [_card(f"r-{i}") for i in range(5)]
-    await _produce(settings, "events.raw", values)
-    assert len(await _collect(settings, "events", 5)) == 5
+    await produce(settings, "events.raw", values)
+    assert len(await collect(settings, "events", 5)) == 5
     service.stop()
 
     service.env["TIDELINE_INGEST_GROUP_ID"] += "-fresh"  # re-reads events.raw from the start
     service.start()
-    await _produce(settings, "events.raw", [*values, _card("r-new")])
-    events = await _collect(settings, "events", 6)
+    await produce(settings, "events.raw", [*values, _card("r-new")])
+    events = await collect(settings, "events", 6)
     decoder = serde.Decoder([CARDS.event_schema])
     assert sorted(decoder.decode(m.value)[1]["event_id"] for m in events) == sorted(
         [f"r-{i}" for i in range(5)] + ["r-new"]

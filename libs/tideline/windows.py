@@ -1,0 +1,199 @@
+"""Feature computation over event-time windows: one entity's state, and the vector as of an event.
+
+The stream job, the offline `replay` and therefore the training sets all run this code,
+so the values on `features`, in Redis and in a recompute cannot disagree.
+
+Semantics, for an event at time t (milliseconds since the epoch, UTC):
+- sliding window of size S: events with time in (t - S, t];
+- tumbling window of size S: events in the epoch-aligned bucket holding t, up to t;
+- hopping window of size S and step P (windows start at multiples of P): the
+  one that holds t and started earliest; events in it up to t.
+Only events already seen (arrival order) count, and never one after t: a vector
+holds nothing from its event's future. An event more than `allowed_lateness`
+behind the newest event time seen for its entity is late: it changes no window
+and gets no vector; the caller sends it to the dead-letter topic.
+"""
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tideline.durations import millis
+from tideline.features import Aggregation, FeatureSet, Transform, Window
+
+# One held event: (event time ms, offset, value of each field an aggregation reads).
+Row = tuple[Any, ...]
+TIME, OFFSET = 0, 1
+
+
+def window_start(window: Window, t: int) -> int:
+    """The earliest event time, in ms, inside `window` as seen from an event at `t`."""
+    size = millis(window.size)
+    if window.kind == "sliding":
+        return t - size + 1
+    if window.kind == "tumbling":
+        return t - t % size
+    assert window.step is not None  # a hopping window always has one (validated)
+    step = millis(window.step)
+    return ((t - size) // step + 1) * step
+
+
+@dataclass
+class EntityState:
+    """What one entity's windows hold: the events no future window can do without."""
+
+    offset: int = -1  # the last event applied; a replay at or below it changes nothing
+    watermark: int | None = None  # the newest event time applied
+    rows: list[Row] = field(default_factory=list)  # in arrival order
+
+    def to_bytes(self) -> bytes:
+        return json.dumps([self.offset, self.watermark, self.rows], separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "EntityState":
+        offset, watermark, rows = json.loads(data)
+        return cls(offset, watermark, [tuple(row) for row in rows])
+
+
+class LateEventError(Exception):
+    """The event is older than the entity's newest event time minus the allowed lateness."""
+
+
+def _sum(values: list[Any]) -> float:
+    return float(sum(values))
+
+
+def _mean(values: list[Any]) -> float | None:
+    return float(sum(values)) / len(values) if values else None
+
+
+def _min(values: list[Any]) -> float | None:
+    return float(min(values)) if values else None
+
+
+def _max(values: list[Any]) -> float | None:
+    return float(max(values)) if values else None
+
+
+def _distinct(values: list[Any]) -> int:
+    return len(set(values))
+
+
+# Aggregations of the non-null values in the window, in arrival order.
+_REDUCERS: dict[str, Callable[[list[Any]], Any]] = {
+    "sum": _sum,
+    "mean": _mean,
+    "min": _min,
+    "max": _max,
+    "distinct": _distinct,
+}
+
+
+def _transform(transform: Transform, t: int, value: Any) -> Any:
+    if transform.kind == "identity":
+        return value
+    if transform.kind == "log1p":
+        # log1p is undefined at and below -1: such a value has no feature, not an error
+        return None if value is None or value <= -1 else math.log1p(value)
+    moment = datetime.fromtimestamp(t / 1000, UTC)
+    return moment.hour if transform.kind == "hour_of_day" else moment.weekday()
+
+
+class Computer:
+    """Computes a feature set's vectors; holds no state of its own."""
+
+    def __init__(self, features: FeatureSet) -> None:
+        self.features = features
+        self.lateness = millis(features.allowed_lateness)
+        self.horizon = max((millis(a.window.size) for a in features.aggregations), default=0)
+        # The fields rows keep, and where each aggregation finds its field in a row.
+        self.fields = sorted({a.field for a in features.aggregations if a.field is not None})
+        column = {name: 2 + i for i, name in enumerate(self.fields)}
+        self._aggregations = [(a, column.get(a.field or "")) for a in features.aggregations]
+        self._windows = sorted({a.window for a in features.aggregations}, key=repr)
+
+    def apply(
+        self, state: EntityState, t: int, offset: int, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Fold the event into `state` and return its feature values, as of the event.
+
+        An event at or below `state.offset` was seen before (a replay after a crash):
+        its values are recomputed from what is held and the state is left as it is.
+        """
+        if offset <= state.offset:
+            if not any(row[OFFSET] == offset for row in state.rows):
+                raise LateEventError(f"event at offset {offset} was late when first seen")
+        else:
+            if state.watermark is not None and t < state.watermark - self.lateness:
+                state.offset = offset
+                raise LateEventError(
+                    f"event time {t} is more than {self.lateness} ms behind the entity's"
+                    f" newest event time {state.watermark}"
+                )
+            state.rows.append((t, offset, *(payload.get(f) for f in self.fields)))
+            state.offset = offset
+            state.watermark = t if state.watermark is None else max(state.watermark, t)
+            oldest = state.watermark - self.lateness - self.horizon
+            if state.rows[0][TIME] < oldest:
+                state.rows = [row for row in state.rows if row[TIME] >= oldest]
+        return self._values(state.rows, t, offset, payload)
+
+    def _values(
+        self, rows: Sequence[Row], t: int, offset: int, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        values = {
+            tr.name: _transform(tr, t, payload.get(tr.field) if tr.field else None)
+            for tr in self.features.transforms
+        }
+        held = [row for row in rows if row[TIME] <= t and row[OFFSET] <= offset]
+        in_window = {
+            w: [row for row in held if row[TIME] >= window_start(w, t)] for w in self._windows
+        }
+        for aggregation, column in self._aggregations:
+            values[aggregation.name] = _aggregate(
+                aggregation, column, in_window[aggregation.window]
+            )
+        return values
+
+
+def _aggregate(aggregation: Aggregation, column: int | None, rows: list[Row]) -> Any:
+    if aggregation.kind == "count":
+        return len(rows)
+    assert column is not None  # every aggregation but count reads a field (validated)
+    if aggregation.kind == "last":
+        present = [row for row in rows if row[column] is not None]
+        # the newest event time wins; among equal times, the later arrival
+        return max(present, key=lambda row: (row[TIME], row[OFFSET]))[column] if present else None
+    return _REDUCERS[aggregation.kind]([row[column] for row in rows if row[column] is not None])
+
+
+@dataclass(frozen=True)
+class Event:
+    """What feature computation needs of one event."""
+
+    entity: str
+    t: int
+    offset: int
+    payload: Mapping[str, Any]
+    event_id: str = ""
+
+
+def replay(
+    features: FeatureSet, events: Iterable[Event]
+) -> Iterator[tuple[Event, dict[str, Any] | None]]:
+    """Each event with its vector (None if late), computed offline in the given order.
+
+    Give each entity's events in the order the stream saw them (partition offset
+    order) and this yields exactly what the stream job emitted.
+    """
+    computer = Computer(features)
+    states: dict[str, EntityState] = {}
+    for event in events:
+        state = states.setdefault(event.entity, EntityState())
+        try:
+            yield event, computer.apply(state, event.t, event.offset, event.payload)
+        except LateEventError:
+            yield event, None

@@ -1,0 +1,82 @@
+"""The feature store as a pure function of (batch of events, window state) to outputs."""
+
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tideline import serde, windows
+from tideline.dlq import RejectionError, Source
+from tideline.durations import epoch_millis
+from tideline.errors import DecodeError
+from tideline.online_store import Entry
+from tideline.project import Project
+
+
+@dataclass
+class Batch:
+    vectors: list[Entry] = field(default_factory=list)  # to `features`, in input order
+    rejected: list[tuple[Source, RejectionError]] = field(default_factory=list)
+    # entity -> (partition it was read from, its state now): the changelog's share
+    changed: dict[str, tuple[int, windows.EntityState]] = field(default_factory=dict)
+    replays: int = 0
+
+    def latest(self) -> list[Entry]:
+        """Each entity's newest vector of the batch: all the online store needs."""
+        newest: dict[str, Entry] = {}
+        for entry in self.vectors:
+            seen = newest.get(entry.entity)
+            if seen is None or (seen.t, seen.offset) <= (entry.t, entry.offset):
+                newest[entry.entity] = entry
+        return list(newest.values())
+
+
+class FeatureStore:
+    def __init__(
+        self, project: Project, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.computer = windows.Computer(project.features)
+        self.event_schema = project.event_schema
+        self.vector_schema = project.feature_schema
+        self.version = project.features.version
+        self.decoder = serde.Decoder([project.event_schema])
+        self.clock = clock
+
+    def process(
+        self, records: Iterable[Source], states: MutableMapping[str, windows.EntityState]
+    ) -> Batch:
+        batch = Batch()
+        for source in records:
+            try:
+                event = self.decoder.decode_as(self.event_schema, source.value or b"")
+            except DecodeError as exc:
+                batch.rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
+                continue
+            entity = event["entity_id"]
+            state = states.get(entity)
+            if state is None:
+                state = states[entity] = windows.EntityState()
+            t = epoch_millis(event["event_time"])
+            replay = source.offset <= state.offset
+            try:
+                values = self.computer.apply(state, t, source.offset, event["payload"])
+            except windows.LateEventError as exc:
+                batch.rejected.append((source, RejectionError("late", "LateEvent", str(exc))))
+                values = None
+            if replay:
+                batch.replays += 1
+            else:
+                batch.changed[entity] = (source.partition, state)
+            if values is None:
+                continue
+            vector = {
+                "event_id": event["event_id"],
+                "entity_id": entity,
+                "event_time": event["event_time"],
+                "feature_version": self.version,
+                "computed_at": self.clock(),
+                "values": values,
+            }
+            batch.vectors.append(
+                Entry(entity, t, source.offset, serde.encode(self.vector_schema, vector))
+            )
+        return batch

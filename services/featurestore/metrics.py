@@ -1,0 +1,24 @@
+"""Prometheus metrics of the feature store service."""
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter("tideline_featurestore_events_total", "Events consumed.")
+VECTORS = Counter("tideline_featurestore_vectors_total", "Feature vectors written to `features`.")
+REJECTED = Counter(
+    "tideline_featurestore_rejected_total", "Events sent to the DLQ.", ["stage", "reason"]
+)
+REPLAYS = Counter(
+    "tideline_featurestore_replays_total",
+    "Events seen again after a restart; their state was already counted.",
+)
+ONLINE_WRITES = Counter(
+    "tideline_featurestore_online_writes_total", "Entity vectors written to Redis."
+)
+ONLINE_ERRORS = Counter(
+    "tideline_featurestore_online_errors_total", "Failed Redis writes (retried)."
+)
+BATCH_SECONDS = Histogram(
+    "tideline_featurestore_batch_seconds",
+    "Time to compute, send and materialize one batch.",
+    buckets=(1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0),
+)

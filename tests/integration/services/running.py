@@ -1,0 +1,127 @@
+"""Services run as a user runs them (`tideline run NAME`, a real process) against the test's topics."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from tideline import kafka
+from tideline.settings import Settings
+
+from ...projects import EXAMPLES
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings, project: Any = EXAMPLES[0]) -> None:
+        self.name = name
+        self.metrics_port = _free_port()
+        own = f"TIDELINE_{name.upper()}_"
+        self.env = {
+            **os.environ,
+            "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "TIDELINE_REDIS_URL": settings.redis_url,
+            "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
+            "TIDELINE_HOME": str(settings.home),
+            "TIDELINE_PROJECT": str(project),
+            f"{own}METRICS_PORT": str(self.metrics_port),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tideline.cli", "run", self.name],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+            return str(r.read().decode())
+
+    def metric(self, name: str) -> float:
+        """A metric without labels, or 0 while the endpoint is not up yet."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def wait_for(self, name: str, at_least: float, timeout_s: float = 90) -> float:
+        deadline = time.monotonic() + timeout_s
+        while (value := self.metric(name)) < at_least:
+            assert self.alive(), f"{self.name} died"
+            assert time.monotonic() < deadline, f"{name} stayed at {value}, wanted {at_least}"
+            time.sleep(0.2)
+        return value
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+async def produce(
+    settings: Settings,
+    topic: str,
+    values: Sequence[bytes],
+    keys: Sequence[bytes | None] | None = None,
+    timestamps_ms: Sequence[int | None] | None = None,
+) -> None:
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        for i, value in enumerate(values):
+            await producer.send(
+                settings.topic(topic),
+                value,
+                key=None if keys is None else keys[i],
+                timestamp_ms=None if timestamps_ms is None else timestamps_ms[i],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    settings: Settings,
+    topic: str,
+    expected: int,
+    timeout_s: float = 60,
+    complete: Callable[[list[ConsumerRecord[bytes, bytes]]], bool] | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least `expected` records of `topic`, and all `complete` asks for, plus any that follow."""
+    consumer = kafka.consumer(settings, settings.topic(topic), group_id=f"t-{uuid.uuid4().hex}")
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and (
+            len(found) < expected or (complete is not None and not complete(found))
+        ):
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                found.extend(messages)
+        for messages in (await consumer.getmany(timeout_ms=1500)).values():
+            found.extend(messages)
+    finally:
+        await consumer.stop()
+    return found

@@ -1,0 +1,265 @@
+"""`tideline run featurestore` on the real broker and Redis: known answers, no skew, SIGKILL."""
+
+import asyncio
+import signal
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tideline import kafka, project, schemas, serde, streams, synthetic, windows
+from tideline.durations import epoch_millis
+from tideline.online_store import OnlineStore
+from tideline.project import Project
+from tideline.settings import Settings
+
+from ...projects import EXAMPLES
+from .running import Service, collect, produce
+
+pytestmark = pytest.mark.integration
+
+
+def _encode(definition: Project, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "values": [serde.encode(definition.event_schema, e) for e in events],
+        "keys": [e["entity_id"].encode() for e in events],
+        "timestamps_ms": [epoch_millis(e["event_time"]) for e in events],
+    }
+
+
+async def _read_events(settings: Settings, definition: Project) -> list[windows.Event]:
+    """`events` as the stream saw it: each partition in offset order."""
+    decoder = serde.Decoder([definition.event_schema])
+    ranges = await streams.offset_ranges(settings, settings.topic("events"))
+    found = []
+    async for message in streams.read_ranges(settings, ranges):
+        record = decoder.decode(message.value)[1]
+        found.append(
+            windows.Event(
+                record["entity_id"],
+                epoch_millis(record["event_time"]),
+                message.offset,
+                record["payload"],
+                record["event_id"],
+            )
+        )
+    return found
+
+
+async def _vectors(
+    settings: Settings, definition: Project, expected_ids: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Every event's values on `features`; a vector repeated after a restart must repeat exactly."""
+    decoder = serde.Decoder([definition.feature_schema])
+    found: dict[str, dict[str, Any]] = {}
+
+    def complete(records: list[Any]) -> bool:
+        return {decoder.decode(m.value)[1]["event_id"] for m in records} >= expected_ids
+
+    for message in await collect(settings, "features", len(expected_ids), 120, complete):
+        vector = decoder.decode(message.value)[1]
+        assert vector["feature_version"] == definition.features.version
+        previous = found.setdefault(vector["event_id"], vector["values"])
+        assert previous == vector["values"], f"{vector['event_id']} emitted twice, differently"
+    return found
+
+
+def _offline(definition: Project, events: Sequence[windows.Event]) -> dict[str, Any]:
+    return {e.event_id: v for e, v in windows.replay(definition.features, events)}
+
+
+def _latest(events: Sequence[windows.Event], offline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    newest: dict[str, windows.Event] = {}
+    for e in events:
+        if offline[e.event_id] is not None:
+            seen = newest.get(e.entity)
+            if seen is None or (seen.t, seen.offset) <= (e.t, e.offset):
+                newest[e.entity] = e
+    return {entity: offline[e.event_id] for entity, e in newest.items()}
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> Settings:
+    await kafka.create_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def running() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for svc in started:
+        if svc.alive():
+            svc.stop(signal.SIGKILL)
+
+
+def _featurestore(settings: Settings, path: Path, running: list[Service]) -> Service:
+    svc = Service("featurestore", settings, path)
+    svc.start()
+    running.append(svc)
+    return svc
+
+
+async def test_known_answers_boundaries_and_lateness(
+    topics: Settings, tmp_path: Path, running: list[Service]
+) -> None:
+    settings = topics
+    definition_text = {
+        "name": "shop",
+        "event": {
+            "name": "Sale",
+            "entity_key": "shop",
+            "fields": {"shop": "string", "amount": "double"},
+        },
+        "label": {"field": "returned", "type": "boolean", "task": "classification"},
+        "features": {
+            "allowed_lateness": "30s",
+            "aggregations": [
+                {"name": "n_10m", "kind": "count", "window": {"kind": "sliding", "size": "10m"}},
+                {
+                    "name": "sum_1h",
+                    "kind": "sum",
+                    "field": "amount",
+                    "window": {"kind": "tumbling", "size": "1h"},
+                },
+                {
+                    "name": "max_30m",
+                    "kind": "max",
+                    "field": "amount",
+                    "window": {"kind": "hopping", "size": "30m", "step": "10m"},
+                },
+            ],
+        },
+    }
+    path = tmp_path / "project.yaml"
+    path.write_text(yaml.safe_dump(definition_text))
+    definition = project.load(path)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+    def sale(name: str, minutes: float, amount: float) -> dict[str, Any]:
+        at = hour + timedelta(milliseconds=round(minutes * 60_000))
+        return {
+            "event_id": name,
+            "entity_id": "s1",
+            "event_time": at,
+            "payload": {"shop": "s1", "amount": amount},
+        }
+
+    script = [
+        # name, minute, amount -> expected (n_10m, sum_1h, max_30m)
+        (sale("a", 5, 1.0), (1, 1.0, 1.0)),
+        (sale("b", 15 - 1 / 60000, 2.0), (2, 3.0, 2.0)),  # 5 min + 10 min - 1 ms: a still inside
+        (sale("c", 15, 4.0), (2, 7.0, 4.0)),  # a is exactly 10 min back: outside
+        (sale("d", 14.75, 8.0), (2, 9.0, 8.0)),  # out of order, within 30 s: sees a, not b or c
+        (sale("late", 14, 100.0), None),  # 60 s behind c: beyond lateness, to the DLQ
+        (sale("e", 30, 16.0), (1, 31.0, 16.0)),  # hopping window [10, 40): b, c, d, e
+        (sale("f", 60, 32.0), (1, 32.0, 32.0)),  # a new hour, a new tumbling bucket
+    ]
+    await produce(settings, "events", **_encode(definition, [s for s, _ in script]))
+    svc = _featurestore(settings, path, running)
+
+    letters = await collect(settings, "ingest.dlq", 1)
+    vectors = await _vectors(settings, definition, {s["event_id"] for s, e in script if e})
+    got = {k: (v["n_10m"], v["sum_1h"], v["max_30m"]) for k, v in vectors.items()}
+    assert got == {s["event_id"]: expected for s, expected in script if expected}
+    (letter,) = [
+        serde.Decoder([schemas.load("tideline.DeadLetter")]).decode(m.value)[1] for m in letters
+    ]
+    assert (letter["stage"], letter["error_class"], letter["service"]) == (
+        "late",
+        "LateEvent",
+        "featurestore",
+    )
+    assert letter["value"] == serde.encode(definition.event_schema, script[4][0])
+
+    store = OnlineStore(settings, definition)
+    (online, missing) = store.get(["s1", "nobody"])
+    store.close()
+    assert (online.event_id, online.values) == ("f", vectors["f"])
+    assert (missing.event_time, missing.values) == (
+        None,
+        {"n_10m": 0, "sum_1h": 0.0, "max_30m": None},
+    )
+    assert svc.wait_for("tideline_featurestore_events_total", len(script)) == len(script)
+    assert (
+        'tideline_featurestore_rejected_total{reason="LateEvent",stage="late"} 1.0' in svc.metrics()
+    )
+    assert svc.stop() == 0
+
+
+def _stream(definition: Project, count: int, seed: int) -> list[dict[str, Any]]:
+    generator = synthetic.Generator(definition, entities=40, seed=seed)
+    lateness = definition.features.allowed_lateness
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    return list(generator.stream(start, count, timedelta(milliseconds=400), jitter=lateness * 1.5))
+
+
+def _assert_no_skew(
+    definition: Project,
+    events: Sequence[windows.Event],
+    vectors: dict[str, Any],
+    online: OnlineStore,
+) -> None:
+    offline = _offline(definition, events)
+    assert {k: v for k, v in offline.items() if v is not None} == vectors
+    assert sum(v is None for v in offline.values()) > 0, "the stream should hold late events"
+    latest = _latest(events, offline)
+    got = online.get(sorted(latest))
+    assert {f.entity: f.values for f in got} == latest
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+async def test_no_skew_between_stream_offline_and_redis(
+    topics: Settings, path: Path, running: list[Service]
+) -> None:
+    settings = topics
+    definition = project.load(path)
+    raw = _stream(definition, 3000, seed=7)
+    await produce(settings, "events", **_encode(definition, raw))
+    svc = _featurestore(settings, path, running)
+    svc.wait_for("tideline_featurestore_events_total", len(raw))
+
+    events = await _read_events(settings, definition)
+    offline = _offline(definition, events)
+    vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
+    online = OnlineStore(settings, definition)
+    _assert_no_skew(definition, events, vectors, online)
+    online.close()
+    assert svc.stop() == 0
+
+
+async def _paced(
+    settings: Settings, definition: Project, raw: Sequence[dict[str, Any]], per_s: float
+) -> None:
+    step = 50
+    for i in range(0, len(raw), step):
+        await produce(settings, "events", **_encode(definition, raw[i : i + step]))
+        await asyncio.sleep(step / per_s)
+
+
+async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
+    topics: Settings, running: list[Service]
+) -> None:
+    settings, path = topics, EXAMPLES[0]
+    definition = project.load(path)
+    raw = _stream(definition, 4000, seed=11)
+    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
+
+    first = _featurestore(settings, path, running)
+    await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", 800)
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert not producing.done(), "the kill should land mid-stream"
+    await asyncio.sleep(1)
+    second = _featurestore(settings, path, running)
+    await producing
+
+    events = await _read_events(settings, definition)
+    assert len(events) == len(raw)
+    offline = _offline(definition, events)
+    vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
+    online = OnlineStore(settings, definition)
+    _assert_no_skew(definition, events, vectors, online)
+    online.close()
+    assert second.stop() == 0

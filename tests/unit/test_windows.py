@@ -1,0 +1,217 @@
+"""Window math with known answers: boundaries, out-of-order events, lateness, replays."""
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tideline import project, synthetic
+from tideline.durations import epoch_millis
+from tideline.features import Aggregation, FeatureSet, Transform, Window
+from tideline.windows import Computer, EntityState, Event, LateEventError, replay, window_start
+
+from ..projects import EXAMPLES
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday
+SLIDING_10M = Window(kind="sliding", size="10m")
+HOUR = Window(kind="sliding", size="1h")
+
+FEATURES = FeatureSet(
+    allowed_lateness="30s",
+    transforms=(
+        Transform(name="log_amount", kind="log1p", field="amount"),
+        Transform(name="hour", kind="hour_of_day"),
+        Transform(name="weekday", kind="day_of_week"),
+        Transform(name="amount", kind="identity", field="amount"),
+    ),
+    aggregations=(
+        Aggregation(name="n_10m", kind="count", window=SLIDING_10M),
+        Aggregation(
+            name="sum_hour", kind="sum", field="amount", window=Window(kind="tumbling", size="1h")
+        ),
+        Aggregation(
+            name="mean_30m",
+            kind="mean",
+            field="amount",
+            window=Window(kind="hopping", size="30m", step="10m"),
+        ),
+        Aggregation(name="min_1h", kind="min", field="amount", window=HOUR),
+        Aggregation(name="max_1h", kind="max", field="amount", window=HOUR),
+        Aggregation(name="last_shop", kind="last", field="shop", window=HOUR),
+        Aggregation(name="shops_1h", kind="distinct", field="shop", window=HOUR),
+    ),
+)
+
+
+def ms(at: datetime) -> int:
+    return epoch_millis(at)
+
+
+class Entity:
+    """One entity's stream, fed event by event with increasing offsets."""
+
+    def __init__(self, features: FeatureSet = FEATURES) -> None:
+        self.computer = Computer(features)
+        self.state = EntityState()
+        self.offset = 0
+
+    def at(
+        self, minutes: float, amount: float | None = 1.0, shop: str | None = "a"
+    ) -> dict[str, Any]:
+        self.offset += 1
+        t = ms(T0 + timedelta(minutes=minutes))
+        return self.computer.apply(self.state, t, self.offset, {"amount": amount, "shop": shop})
+
+
+def test_window_starts() -> None:
+    t = ms(T0 + timedelta(minutes=25))
+    assert window_start(SLIDING_10M, t) == ms(T0 + timedelta(minutes=15)) + 1
+    assert window_start(Window(kind="tumbling", size="1h"), t) == ms(T0)
+    # hopping windows start every 10m; the earliest that holds 12:25 is [12:00, 12:30)
+    assert window_start(Window(kind="hopping", size="30m", step="10m"), t) == ms(T0)
+    # at 12:30 the window [12:00, 12:30) has closed: [12:10, 12:40)
+    at_half = ms(T0 + timedelta(minutes=30))
+    assert window_start(Window(kind="hopping", size="30m", step="10m"), at_half) == ms(
+        T0 + timedelta(minutes=10)
+    )
+    # a size that is no multiple of the step: windows [12:00, 12:25) and [12:10, 12:35)
+    odd = Window(kind="hopping", size="25m", step="10m")
+    assert window_start(odd, t) == ms(T0 + timedelta(minutes=10))
+
+
+def test_transforms() -> None:
+    values = Entity().at(30, amount=math.e - 1)
+    assert values["log_amount"] == pytest.approx(1.0)
+    assert (values["hour"], values["weekday"], values["amount"]) == (12, 1, math.e - 1)
+    # log1p is undefined at -1: no value rather than an error
+    assert Entity().at(0, amount=-1.0)["log_amount"] is None
+
+
+def test_sliding_window_excludes_its_lower_bound() -> None:
+    entity = Entity()
+    assert entity.at(0)["n_10m"] == 1
+    assert entity.at(10 - 1 / 60000)["n_10m"] == 2  # 12:09:59.999 still sees 12:00
+    assert entity.at(10)["n_10m"] == 2  # 12:10 sees (12:00, 12:10]: not 12:00
+
+
+def test_tumbling_window_restarts_at_the_bucket_boundary() -> None:
+    entity = Entity()
+    entity.at(0, amount=5)
+    assert entity.at(60 - 1 / 60000, amount=7)["sum_hour"] == 12
+    assert entity.at(60, amount=1)["sum_hour"] == 1
+
+
+def test_hopping_mean_aggregates_the_earliest_window_holding_the_event() -> None:
+    entity = Entity()
+    entity.at(5, amount=10)  # window [12:00, 12:30)
+    entity.at(15, amount=20)
+    assert entity.at(25, amount=30)["mean_30m"] == 20  # [12:00, 12:30): 10, 20, 30
+    assert entity.at(30, amount=40)["mean_30m"] == 30  # [12:10, 12:40): 20, 30, 40
+
+
+def test_min_max_last_distinct_over_the_hour() -> None:
+    entity = Entity()
+    entity.at(0, amount=3, shop="a")
+    entity.at(10, amount=9, shop="b")
+    values = entity.at(20, amount=5, shop="a")
+    assert (values["min_1h"], values["max_1h"], values["last_shop"], values["shops_1h"]) == (
+        3,
+        9,
+        "a",
+        2,
+    )
+    values = entity.at(61, amount=6, shop="c")  # 12:00 has left the hour
+    assert (values["min_1h"], values["max_1h"], values["shops_1h"]) == (5, 9, 3)
+
+
+def test_missing_values_are_skipped_not_counted_as_zero() -> None:
+    entity = Entity()
+    entity.at(0, amount=4, shop=None)
+    values = entity.at(1, amount=None, shop=None)
+    assert values["n_10m"] == 2  # a count counts events
+    assert (values["min_1h"], values["shops_1h"], values["last_shop"]) == (4, 0, None)
+    assert values["sum_hour"] == 4
+    assert values["log_amount"] is None
+
+
+def test_out_of_order_event_within_lateness_counts_but_sees_no_future() -> None:
+    entity = Entity()
+    entity.at(0, amount=1)
+    entity.at(30, amount=100)  # watermark 12:30
+    late = entity.at(29.75, amount=10)  # 15 s behind: within 30 s of lateness
+    assert late["max_1h"] == 10  # the 12:30 event is in its future
+    assert late["n_10m"] == 1
+    after = entity.at(31, amount=2)
+    assert after["n_10m"] == 3
+    assert after["max_1h"] == 100
+
+
+def test_event_beyond_lateness_is_refused_and_changes_nothing() -> None:
+    entity = Entity()
+    entity.at(30, amount=100)
+    rows = list(entity.state.rows)
+    with pytest.raises(LateEventError):
+        entity.at(29, amount=10)  # a minute behind, lateness is 30 s
+    assert entity.state.rows == rows
+    assert entity.at(31)["n_10m"] == 2
+
+
+def test_replayed_event_gets_the_same_vector_and_changes_nothing() -> None:
+    entity = Entity()
+    entity.at(0, amount=1)
+    first = entity.at(1, amount=2)
+    entity.at(2, amount=3)
+    held = EntityState.from_bytes(entity.state.to_bytes())
+    t = ms(T0 + timedelta(minutes=1))
+    again = entity.computer.apply(entity.state, t, 2, {"amount": 2, "shop": "a"})
+    assert again == first
+    assert entity.state == held
+
+
+def test_replayed_late_event_is_refused_again() -> None:
+    entity = Entity()
+    entity.at(30)
+    with pytest.raises(LateEventError):
+        entity.at(20)
+    with pytest.raises(LateEventError):
+        entity.computer.apply(entity.state, ms(T0 + timedelta(minutes=20)), 2, {})
+
+
+def test_state_keeps_only_what_a_future_window_needs() -> None:
+    entity = Entity()
+    for minute in range(0, 180, 10):
+        entity.at(minute)
+    # the longest window is an hour, lateness 30 s: nothing older than 1h30s is held
+    oldest = ms(T0 + timedelta(minutes=170)) - 3_630_000
+    assert min(row[0] for row in entity.state.rows) >= oldest
+    assert len(entity.state.rows) == 7
+
+
+def test_state_round_trips_through_bytes() -> None:
+    entity = Entity()
+    entity.at(0, shop=None)
+    entity.at(1, amount=2.5, shop="x")
+    assert EntityState.from_bytes(entity.state.to_bytes()) == entity.state
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_offline_replay_equals_event_by_event_application(path: Any) -> None:
+    definition = project.load(path)
+    generator = synthetic.Generator(definition, entities=5, seed=3)
+    events = [
+        Event(r["entity_id"], ms(r["event_time"]), offset, r["payload"])
+        for offset, r in enumerate(
+            generator.stream(T0, 400, timedelta(seconds=20), jitter=timedelta(minutes=3))
+        )
+    ]
+    computer, states = Computer(definition.features), {}  # type: ignore[var-annotated]
+    expected = []
+    for event in events:
+        state = states.setdefault(event.entity, EntityState())
+        try:
+            expected.append(computer.apply(state, event.t, event.offset, event.payload))
+        except LateEventError:
+            expected.append(None)
+    assert [values for _, values in replay(definition.features, events)] == expected
+    assert any(v is None for v in expected)
+    assert sum(v is not None for v in expected) > 250
