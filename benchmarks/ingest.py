@@ -8,17 +8,15 @@ consumer group, write one record per input, and commit after every batch is ackn
 import asyncio
 import json
 import statistics
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import typer
-from aiokafka import ConsumerRecord
+from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import kafka, project, streams
+from tideline import kafka, project
 from tideline.settings import Settings
 
 from services.ingest.handler import Ingest
@@ -57,47 +55,18 @@ async def fill(settings: Settings, values: list[bytes]) -> None:
     await producer.stop()
 
 
-async def timed(settings: Settings, n: int, handle: streams.Handler) -> float:
-    """Seconds to consume, handle, produce and commit n records."""
-    consumer = kafka.consumer(settings, settings.topic("events.raw"), group_id=uuid.uuid4().hex)
-    producer = kafka.producer(settings)
-    await consumer.start()
-    await producer.start()
-    done = asyncio.Event()
-    count = 0
-
-    def counting(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
-        nonlocal count
-        count += 1
-        if count >= n:
-            done.set()
-        return iter(list(handle(message)))
-
-    start = time.perf_counter()
-    await streams.run(consumer, producer, counting, done)
-    elapsed = time.perf_counter() - start
-    await consumer.stop()
-    await producer.stop()
-    return elapsed
-
-
 async def bench(n: int, runs: int) -> None:
     settings = Settings().model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}."})
     await fill(settings, events(n))
-    sink = settings.topic("events")
-
-    def passthrough(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
-        yield streams.Produce(sink, message.key, message.value, message.timestamp)
-
     proj = project.load(PROJECT)
     rates: dict[str, list[float]] = {"aiokafka passthrough": [], "tideline ingest": []}
     for run in track(range(runs), description=f"{runs} runs of {n:,} events"):
         sides = [
-            ("aiokafka passthrough", lambda: passthrough),
+            ("aiokafka passthrough", lambda: passthrough(settings.topic("events"))),
             ("tideline ingest", lambda: handler(Ingest(proj, timedelta(hours=1)), settings)),
         ]
         for name, make in sides if run % 2 == 0 else reversed(sides):
-            rates[name].append(n / await timed(settings, n, make()))
+            rates[name].append(n / await timed(settings, "events.raw", n, make()))
 
     table = Table("pipeline", "events/s (median)", "runs")
     for name, values in rates.items():

@@ -1,6 +1,7 @@
 """What every service's entry point shares: logging, metrics endpoint, stop on SIGTERM."""
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -14,6 +15,17 @@ LAST_POLL = Gauge(
 )
 
 
+def quiet_gc() -> None:
+    """Shorten the garbage collector's pauses, the tail of every latency here.
+
+    A service holds much long-lived state (window rows, dedup ids, faust's machinery);
+    a full collection walks all of it and stalled a stream for 30+ ms. Objects from
+    start-up are frozen out of collection, and young ones collected less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def setup(service: str, metrics_port: int) -> asyncio.Event:
     """Configure logs, serve /metrics, and return an event that SIGTERM/SIGINT set."""
     logging.basicConfig(
@@ -22,6 +34,7 @@ def setup(service: str, metrics_port: int) -> asyncio.Event:
     )
     if metrics_port:
         start_http_server(metrics_port)
+    quiet_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

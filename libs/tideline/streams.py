@@ -1,12 +1,13 @@
 """The thin Kafka loop around a service's pure handler: consume, handle, produce, commit.
 
-At-least-once: offsets are committed only after every output of the batch is
+At-least-once: a batch's offsets are committed only after every output of it is
 acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 """
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -33,27 +34,49 @@ async def run(
     stop: asyncio.Event,
     on_poll: Callable[[], None] = lambda: None,
 ) -> None:
-    """Until `stop` is set: poll a batch, hand each record to `handle`, send, wait, commit."""
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-        on_poll()
-        pending = []
-        for messages in batches.values():
-            for message in messages:
-                for out in handle(message):
-                    pending.append(
-                        await producer.send(
-                            out.topic,
-                            out.value,
-                            key=out.key,
-                            timestamp_ms=out.timestamp_ms,
-                            headers=list(out.headers),
-                        )
-                    )
-        if pending:
+    """Until `stop` is set: poll a batch, hand each record to `handle`, send, and commit.
+
+    A batch's offsets are committed once all its outputs are acknowledged, by a task
+    of their own, in order: the next batch is polled and handled meanwhile, so a
+    record does not wait for the round trips of the batch before it.
+    """
+    acknowledged: asyncio.Queue[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]] | None]
+    acknowledged = asyncio.Queue(maxsize=8)  # batches in flight; more waits for the broker
+
+    async def commit_in_order() -> None:
+        while (batch := await acknowledged.get()) is not None:
+            pending, offsets = batch
             await asyncio.gather(*pending)
-        if batches:
-            await consumer.commit()
+            await consumer.commit(offsets)
+
+    committer = asyncio.create_task(commit_in_order())
+    try:
+        while not stop.is_set() and not committer.done():
+            batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            on_poll()
+            pending = []
+            offsets = {}
+            for tp, messages in batches.items():
+                for message in messages:
+                    for out in handle(message):
+                        pending.append(
+                            await producer.send(
+                                out.topic,
+                                out.value,
+                                key=out.key,
+                                timestamp_ms=out.timestamp_ms,
+                                headers=list(out.headers),
+                            )
+                        )
+                if messages:
+                    offsets[tp] = messages[-1].offset + 1
+            if offsets:
+                await acknowledged.put((pending, offsets))
+        if not committer.done():
+            await acknowledged.put(None)  # commit what is in flight, then end
+        await committer  # raises what failed a send or a commit
+    finally:
+        committer.cancel()
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,23 @@ TIME, OFFSET = 0, 1
 
 def window_start(window: Window, t: int) -> int:
     """The earliest event time, in ms, inside `window` as seen from an event at `t`."""
-    size = millis(window.size)
-    if window.kind == "sliding":
-        return t - size + 1
-    if window.kind == "tumbling":
-        return t - t % size
-    assert window.step is not None  # a hopping window always has one (validated)
-    step = millis(window.step)
-    return ((t - size) // step + 1) * step
+    return _Span(window).start(t)
+
+
+class _Span:
+    """A window with its sizes in ms, worked out once rather than per event."""
+
+    def __init__(self, window: Window) -> None:
+        self.kind = window.kind
+        self.size = millis(window.size)
+        self.step = millis(window.step) if window.step is not None else 0
+
+    def start(self, t: int) -> int:
+        if self.kind == "sliding":
+            return t - self.size + 1
+        if self.kind == "tumbling":
+            return t - t % self.size
+        return ((t - self.size) // self.step + 1) * self.step
 
 
 @dataclass
@@ -112,8 +121,12 @@ class Computer:
         # The fields rows keep, and where each aggregation finds its field in a row.
         self.fields = sorted({a.field for a in features.aggregations if a.field is not None})
         column = {name: 2 + i for i, name in enumerate(self.fields)}
-        self._aggregations = [(a, column.get(a.field or "")) for a in features.aggregations]
-        self._windows = sorted({a.window for a in features.aggregations}, key=repr)
+        windows = list(dict.fromkeys(a.window for a in features.aggregations))
+        self._spans = [_Span(w) for w in windows]
+        # (aggregation, index of its window, its field's column)
+        self._aggregations = [
+            (a, windows.index(a.window), column.get(a.field or "")) for a in features.aggregations
+        ]
 
     def apply(
         self, state: EntityState, t: int, offset: int, payload: Mapping[str, Any]
@@ -149,13 +162,12 @@ class Computer:
             for tr in self.features.transforms
         }
         held = [row for row in rows if row[TIME] <= t and row[OFFSET] <= offset]
-        in_window = {
-            w: [row for row in held if row[TIME] >= window_start(w, t)] for w in self._windows
-        }
-        for aggregation, column in self._aggregations:
-            values[aggregation.name] = _aggregate(
-                aggregation, column, in_window[aggregation.window]
-            )
+        in_window = []
+        for span in self._spans:
+            start = span.start(t)
+            in_window.append([row for row in held if row[TIME] >= start])
+        for aggregation, window, column in self._aggregations:
+            values[aggregation.name] = _aggregate(aggregation, column, in_window[window])
         return values
 
 

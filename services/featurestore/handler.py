@@ -12,9 +12,15 @@ from tideline.online_store import Entry
 from tideline.project import Project
 
 
+@dataclass(frozen=True)
+class Vector:
+    entry: Entry
+    record: bytes  # the FeatureVector, single-object encoded, for `features`
+
+
 @dataclass
 class Batch:
-    vectors: list[Entry] = field(default_factory=list)  # to `features`, in input order
+    vectors: list[Vector] = field(default_factory=list)  # in input order
     rejected: list[tuple[Source, RejectionError]] = field(default_factory=list)
     # entity -> (partition it was read from, its state now): the changelog's share
     changed: dict[str, tuple[int, windows.EntityState]] = field(default_factory=dict)
@@ -23,7 +29,8 @@ class Batch:
     def latest(self) -> list[Entry]:
         """Each entity's newest vector of the batch: all the online store needs."""
         newest: dict[str, Entry] = {}
-        for entry in self.vectors:
+        for vector in self.vectors:
+            entry = vector.entry
             seen = newest.get(entry.entity)
             if seen is None or (seen.t, seen.offset) <= (entry.t, entry.offset):
                 newest[entry.entity] = entry
@@ -45,6 +52,7 @@ class FeatureStore:
         self, records: Iterable[Source], states: MutableMapping[str, windows.EntityState]
     ) -> Batch:
         batch = Batch()
+        computed_at = epoch_millis(self.clock())
         for source in records:
             try:
                 event = self.decoder.decode_as(self.event_schema, source.value or b"")
@@ -71,12 +79,15 @@ class FeatureStore:
             vector = {
                 "event_id": event["event_id"],
                 "entity_id": entity,
-                "event_time": event["event_time"],
+                "event_time": t,  # fastavro takes epoch ms as they are: cheaper than a datetime
                 "feature_version": self.version,
-                "computed_at": self.clock(),
+                "computed_at": computed_at,
                 "values": values,
             }
             batch.vectors.append(
-                Entry(entity, t, source.offset, serde.encode(self.vector_schema, vector))
+                Vector(
+                    Entry(entity, event["event_id"], t, source.offset, values),
+                    serde.encode(self.vector_schema, vector),
+                )
             )
         return batch

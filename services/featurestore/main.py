@@ -5,7 +5,7 @@ import logging
 import faust
 from prometheus_client import start_http_server
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tideline import project
+from tideline import project, service
 from tideline.online_store import OnlineWriter
 from tideline.settings import Settings
 
@@ -18,7 +18,7 @@ class FeatureStoreSettings(BaseSettings):
 
     metrics_port: int = 9102
     batch_size: int = 1000
-    batch_within_s: float = 0.005
+    batch_within_s: float = 0.002
     log_level: str = "info"
 
 
@@ -35,4 +35,5 @@ def main() -> None:
         own.batch_within_s,
     )
     logging.getLogger(__name__).info("feature set %s", definition.features.version)
+    service.quiet_gc()
     faust.Worker(app, loglevel=own.log_level, quiet=True).execute_from_commandline()

@@ -93,6 +93,7 @@ def app(
         ),
     )
     features, dead_letters = settings.topic("features"), settings.topic("ingest.dlq")
+    changelog = table.changelog_topic.get_topic_name()
 
     @app.agent(events)
     async def compute(stream: faust.StreamT[Any]) -> None:
@@ -103,11 +104,15 @@ def app(
             started = time.perf_counter()
             sources = [_source(e.message) for e in batch_events]
             batch = store.process(sources, table.data)
+            # Straight to the producer: faust's send_soon costs ~0.1 ms a record here.
             for entity, (partition, state) in batch.changed.items():
-                table.send_changelog(partition, entity, state, _KEY_CODEC, _STATE_CODEC)
-            for entry in batch.vectors:
                 await app.producer.send(
-                    features, entry.entity.encode(), entry.vector, None, entry.t / 1000, None
+                    changelog, entity.encode(), state.to_bytes(), partition, None, None
+                )
+            for vector in batch.vectors:
+                entry = vector.entry
+                await app.producer.send(
+                    features, entry.entity.encode(), vector.record, None, entry.t / 1000, None
                 )
             for source, rejection in batch.rejected:
                 key, value, headers = dlq.dead_letter(source, rejection, "featurestore")
