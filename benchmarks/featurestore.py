@@ -49,7 +49,7 @@ def fresh() -> Settings:
 
 
 @contextmanager
-def running(service: str, settings: Settings, port: int) -> Iterator[int]:
+def running(service: str, settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
@@ -63,13 +63,15 @@ def running(service: str, settings: Settings, port: int) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield port
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
 
-def metric(port: int, name: str) -> float:
+def metric(proc: subprocess.Popen[bytes], port: int, name: str) -> float:
+    if proc.poll() is not None:
+        raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
             text = r.read().decode()
@@ -100,12 +102,13 @@ async def fill(settings: Settings, n: int) -> None:
 
 async def featurestore_seconds(settings: Settings, n: int) -> float:
     events = "tideline_featurestore_events_total"
-    with running("featurestore", settings, 9152) as port:
+    port = 9152
+    with running("featurestore", settings, port) as proc:
         # polling: the events counted are another process's
-        while (seen := metric(port, events)) == 0:  # noqa: ASYNC110
+        while (seen := metric(proc, port, events)) == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         started, first = time.perf_counter(), seen
-        while metric(port, events) < n:  # noqa: ASYNC110
+        while metric(proc, port, events) < n:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         return (time.perf_counter() - started) * n / (n - first)
 

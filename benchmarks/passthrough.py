@@ -27,7 +27,7 @@ async def timed(settings: Settings, source: str, n: int, handle: streams.Handler
         return iter(list(handle(message)))
 
     start = time.perf_counter()
-    await streams.run(consumer, producer, counting, done)
+    await streams.run(consumer, producer, streams.per_record(counting), done)
     elapsed = time.perf_counter() - start
     await consumer.stop()
     await producer.stop()

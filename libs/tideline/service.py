@@ -18,7 +18,7 @@ LAST_POLL = Gauge(
 def quiet_gc() -> None:
     """Shorten the garbage collector's pauses, the tail of every latency here.
 
-    A service holds much long-lived state (window rows, dedup ids, faust's machinery);
+    A service holds much long-lived state (window rows, dedup ids, library machinery);
     a full collection walks all of it and stalled a stream for 30+ ms. Objects from
     start-up are frozen out of collection, and young ones collected less often.
     """

@@ -5,7 +5,7 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,19 +22,30 @@ class Produce:
     value: bytes
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None  # None: by key, as the producer's partitioner does
 
 
 Handler = Callable[[ConsumerRecord[bytes, bytes]], Iterable[Produce]]
+BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[list[Produce]]]
+
+
+def per_record(handle: Handler) -> BatchHandler:
+    """A batch handler that hands each record to `handle` in turn."""
+
+    async def handle_batch(messages: list[ConsumerRecord[bytes, bytes]]) -> list[Produce]:
+        return [out for message in messages for out in handle(message)]
+
+    return handle_batch
 
 
 async def run(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
-    handle: Handler,
+    handle: BatchHandler,
     stop: asyncio.Event,
     on_poll: Callable[[], None] = lambda: None,
 ) -> None:
-    """Until `stop` is set: poll a batch, hand each record to `handle`, send, and commit.
+    """Until `stop` is set: poll a batch, hand it to `handle`, send its outputs, commit.
 
     A batch's offsets are committed once all its outputs are acknowledged, by a task
     of their own, in order: the next batch is polled and handled meanwhile, so a
@@ -54,22 +65,19 @@ async def run(
         while not stop.is_set() and not committer.done():
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
             on_poll()
-            pending = []
-            offsets = {}
-            for tp, messages in batches.items():
-                for message in messages:
-                    for out in handle(message):
-                        pending.append(
-                            await producer.send(
-                                out.topic,
-                                out.value,
-                                key=out.key,
-                                timestamp_ms=out.timestamp_ms,
-                                headers=list(out.headers),
-                            )
-                        )
-                if messages:
-                    offsets[tp] = messages[-1].offset + 1
+            messages = [message for batch in batches.values() for message in batch]
+            pending = [
+                await producer.send(
+                    out.topic,
+                    out.value,
+                    key=out.key,
+                    partition=out.partition,
+                    timestamp_ms=out.timestamp_ms,
+                    headers=list(out.headers),
+                )
+                for out in (await handle(messages) if messages else [])
+            ]
+            offsets = {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
             if offsets:
                 await acknowledged.put((pending, offsets))
         if not committer.done():

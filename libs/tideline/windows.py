@@ -58,13 +58,15 @@ class EntityState:
     watermark: int | None = None  # the newest event time applied
     rows: list[Row] = field(default_factory=list)  # in arrival order
 
-    def to_bytes(self) -> bytes:
-        return json.dumps([self.offset, self.watermark, self.rows], separators=(",", ":")).encode()
+    def to_record(self) -> dict[str, Any]:
+        """As a tideline.WindowState record."""
+        rows = json.dumps(self.rows, separators=(",", ":"))
+        return {"offset": self.offset, "watermark": self.watermark, "rows": rows}
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "EntityState":
-        offset, watermark, rows = json.loads(data)
-        return cls(offset, watermark, [tuple(row) for row in rows])
+    def from_record(cls, record: Mapping[str, Any]) -> "EntityState":
+        rows = [tuple(row) for row in json.loads(record["rows"])]
+        return cls(record["offset"], record["watermark"], rows)
 
 
 class LateEventError(Exception):

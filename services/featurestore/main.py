@@ -1,39 +1,53 @@
 """`tideline run featurestore`: events in; feature vectors, window state and Redis out."""
 
+import asyncio
 import logging
 
-import faust
-from prometheus_client import start_http_server
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tideline import project, service
+from tideline import kafka, project, service, streams
 from tideline.online_store import OnlineWriter
 from tideline.settings import Settings
 
-from services.featurestore import stream
 from services.featurestore.handler import FeatureStore
+from services.featurestore.state import WindowStates
+from services.featurestore.stream import Restore, batch_handler
+
+log = logging.getLogger(__name__)
 
 
 class FeatureStoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_FEATURESTORE_", extra="forbid")
 
     metrics_port: int = 9102
-    batch_size: int = 1000
-    batch_within_s: float = 0.002
-    log_level: str = "info"
+    group_id: str | None = None  # default: "<topic prefix>featurestore"
+
+
+async def serve() -> None:
+    settings, own = Settings(), FeatureStoreSettings()
+    stop = service.setup("featurestore", own.metrics_port)
+    definition = project.load(settings.project)
+    states = WindowStates(settings)
+    await states.check_partitions()
+    writer = OnlineWriter(settings, definition)
+    consumer = kafka.consumer(settings, group_id=own.group_id or settings.topic("featurestore"))
+    consumer.subscribe([settings.topic("events")], listener=Restore(states))
+    producer = kafka.producer(settings)
+    await consumer.start()
+    await producer.start()
+    log.info("feature set %s, consuming %s", definition.features.version, settings.topic("events"))
+    try:
+        await streams.run(
+            consumer,
+            producer,
+            batch_handler(settings, FeatureStore(definition), states, writer),
+            stop,
+            lambda: service.heartbeat("featurestore"),
+        )
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await writer.close()
 
 
 def main() -> None:
-    settings, own = Settings(), FeatureStoreSettings()
-    if own.metrics_port:
-        start_http_server(own.metrics_port)
-    definition = project.load(settings.project)
-    app = stream.app(
-        settings,
-        FeatureStore(definition),
-        OnlineWriter(settings, definition),
-        own.batch_size,
-        own.batch_within_s,
-    )
-    logging.getLogger(__name__).info("feature set %s", definition.features.version)
-    service.quiet_gc()
-    faust.Worker(app, loglevel=own.log_level, quiet=True).execute_from_commandline()
+    asyncio.run(serve())

@@ -107,7 +107,11 @@ async def serve() -> None:
     log.info("consuming %s", sorted(consumer.subscription()))
     try:
         await streams.run(
-            consumer, producer, handler(ingest, settings), stop, lambda: service.heartbeat("ingest")
+            consumer,
+            producer,
+            streams.per_record(handler(ingest, settings)),
+            stop,
+            lambda: service.heartbeat("ingest"),
         )
     finally:
         await consumer.stop()

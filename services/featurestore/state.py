@@ -1,0 +1,83 @@
+"""Window state in memory, backed by the compacted `featurestore.state` topic.
+
+Each entity's state goes to the changelog partition numbered like the `events`
+partition it came from, so the worker that owns an `events` partition restores
+exactly its entities from one changelog partition. A changed entity is written
+once per batch, before the batch's offsets are committed; the changelog can run
+ahead of the commit after a crash, and the state's offsets make the replay harmless.
+"""
+
+import asyncio
+from collections.abc import Iterable, Mapping
+
+from tideline import kafka, schemas, serde, streams
+from tideline.errors import TidelineError
+from tideline.settings import Settings
+from tideline.windows import EntityState
+
+SCHEMA = schemas.load("tideline.WindowState")
+
+
+class StateError(TidelineError):
+    """The changelog cannot hold this state as the design needs."""
+
+
+class WindowStates:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.topic("featurestore.state")
+        self.data: dict[str, EntityState] = {}
+        self._partition: dict[str, int] = {}  # entity -> the partition that owns it
+        self._decoder = serde.Decoder([SCHEMA])
+        # aiokafka may hand out a new assignment's records while the assignment
+        # callback still restores: the handler waits on this.
+        self.ready = asyncio.Event()
+
+    async def check_partitions(self) -> None:
+        events = await kafka.partitions(self.settings, self.settings.topic("events"))
+        changelog = await kafka.partitions(self.settings, self.topic)
+        if events != changelog:
+            raise StateError(
+                f"{self.topic} has partitions {changelog}, `events` {events}: they must match"
+            )
+
+    async def restore(self, partitions: Iterable[int]) -> int:
+        """Read these partitions' changelog to its end; returns the entities restored."""
+        self.ready.clear()
+        wanted = set(partitions)
+        ranges = [
+            r
+            for r in await streams.offset_ranges(self.settings, self.topic)
+            if r.partition in wanted
+        ]
+        count = 0
+        async for message in streams.read_ranges(self.settings, ranges):
+            entity = message.key.decode() if message.key is not None else ""
+            record = self._decoder.decode_as(SCHEMA, message.value)
+            self.data[entity] = EntityState.from_record(record)
+            self._partition[entity] = message.partition
+            count += 1
+        self.ready.set()
+        return count
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the entities of partitions this worker no longer owns."""
+        self.ready.clear()  # until the next assignment is restored
+        gone = set(partitions)
+        for entity in [e for e, p in self._partition.items() if p in gone]:
+            del self.data[entity], self._partition[entity]
+
+    def changelog(self, changed: Mapping[str, tuple[int, EntityState]]) -> list[streams.Produce]:
+        """The changelog records of a batch's changed entities."""
+        records = []
+        for entity, (partition, state) in changed.items():
+            self._partition[entity] = partition
+            records.append(
+                streams.Produce(
+                    self.topic,
+                    entity.encode(),
+                    serde.encode(SCHEMA, state.to_record()),
+                    partition=partition,
+                )
+            )
+        return records
