@@ -16,7 +16,7 @@ from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import kafka, project
+from tideline import kafka, project, service
 from tideline.settings import Settings
 
 from services.ingest.handler import Ingest
@@ -82,6 +82,7 @@ async def bench(n: int, runs: int) -> None:
 
 
 def main(n: int = typer.Option(30_000, "--events"), runs: int = 5) -> None:
+    service.quiet_gc()  # as `tideline run ingest` does; both sides run under it
     asyncio.run(bench(n, runs))
 
 

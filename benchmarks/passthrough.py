@@ -3,14 +3,13 @@
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 
 from aiokafka import ConsumerRecord
 from tideline import kafka, streams
 from tideline.settings import Settings
 
 
-async def timed(settings: Settings, source: str, n: int, handle: streams.Handler) -> float:
+async def timed(settings: Settings, source: str, n: int, handle: streams.BatchHandler) -> float:
     """Seconds to consume n records of `source`, handle, produce and commit them."""
     consumer = kafka.consumer(settings, settings.topic(source), group_id=uuid.uuid4().hex)
     producer = kafka.producer(settings)
@@ -19,25 +18,25 @@ async def timed(settings: Settings, source: str, n: int, handle: streams.Handler
     done = asyncio.Event()
     count = 0
 
-    def counting(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
+    async def counting(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
         nonlocal count
-        count += 1
+        count += len(messages)
         if count >= n:
             done.set()
-        return iter(list(handle(message)))
+        return await handle(messages)
 
     start = time.perf_counter()
-    await streams.run(consumer, producer, streams.per_record(counting), done)
+    await streams.run(consumer, producer, counting, done)
     elapsed = time.perf_counter() - start
     await consumer.stop()
     await producer.stop()
     return elapsed
 
 
-def passthrough(sink: str) -> streams.Handler:
+def passthrough(sink: str) -> streams.BatchHandler:
     """Each record unchanged to `sink` (a full topic name)."""
 
-    def handle(message: ConsumerRecord[bytes, bytes]) -> Iterator[streams.Produce]:
-        yield streams.Produce(sink, message.key, message.value, message.timestamp)
+    async def handle(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
+        return [streams.Produce(sink, m.key, m.value, m.timestamp) for m in messages]
 
     return handle

@@ -8,12 +8,12 @@ vector never overwrites a newer one. Each key expires the feature set's `ttl` af
 its event time. Reads are one GET or one MGET.
 """
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
+import orjson
 import redis
 import redis.asyncio
 
@@ -85,14 +85,14 @@ class Layout:
             keys.append(self.key(entry.entity))
             stored = {"e": entry.event_id, "t": entry.t, "v": self.version, "f": entry.values}
             guard = b"%016d%020d" % (entry.t, entry.offset)
-            argv.append(guard + json.dumps(stored, separators=(",", ":")).encode())
+            argv.append(guard + orjson.dumps(stored))
             argv.append(entry.t + self.ttl_ms)
         return keys, argv
 
     def features(self, entity: str, stored: bytes | None) -> OnlineFeatures:
         if stored is None:
             return OnlineFeatures(entity, dict(self.defaults), None, None, None)
-        record = json.loads(stored[_GUARD:])
+        record = orjson.loads(stored[_GUARD:])
         at = datetime.fromtimestamp(record["t"] / 1000, UTC)
         return OnlineFeatures(entity, record["f"], at, record["v"], record["e"])
 

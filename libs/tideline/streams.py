@@ -5,7 +5,7 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,17 +25,8 @@ class Produce:
     partition: int | None = None  # None: by key, as the producer's partitioner does
 
 
-Handler = Callable[[ConsumerRecord[bytes, bytes]], Iterable[Produce]]
+# A batch in (every partition's records of one poll); what to send for it out.
 BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[list[Produce]]]
-
-
-def per_record(handle: Handler) -> BatchHandler:
-    """A batch handler that hands each record to `handle` in turn."""
-
-    async def handle_batch(messages: list[ConsumerRecord[bytes, bytes]]) -> list[Produce]:
-        return [out for message in messages for out in handle(message)]
-
-    return handle_batch
 
 
 async def run(

@@ -14,12 +14,13 @@ behind the newest event time seen for its entity is late: it changes no window
 and gets no vector; the caller sends it to the dead-letter topic.
 """
 
-import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from tideline.durations import millis
 from tideline.features import Aggregation, FeatureSet, Transform, Window
@@ -60,12 +61,12 @@ class EntityState:
 
     def to_record(self) -> dict[str, Any]:
         """As a tideline.WindowState record."""
-        rows = json.dumps(self.rows, separators=(",", ":"))
+        rows = orjson.dumps(self.rows).decode()
         return {"offset": self.offset, "watermark": self.watermark, "rows": rows}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "EntityState":
-        rows = [tuple(row) for row in json.loads(record["rows"])]
+        rows = [tuple(row) for row in orjson.loads(record["rows"])]
         return cls(record["offset"], record["watermark"], rows)
 
 

@@ -37,6 +37,8 @@ class Ingest:
         self.clock = clock
         self.event_decoder = serde.Decoder([project.event_schema])
         self.label_decoder = serde.Decoder([project.label_schema])
+        self.event_fields = parse.Fields(project.event.fields, project.event.optional)
+        self.label_fields = parse.Fields({project.label.field: project.label.type}, frozenset())
         self.event_ids = Deduplicator(dedup_window)
         self.label_ids = Deduplicator(dedup_window)
 
@@ -54,7 +56,7 @@ class Ingest:
             body = dict(raw)
             event_id = _event_id(body.pop("event_id", None))
             event_time = parse.timestamp(body.pop("event_time", None), "event_time")
-            payload = parse.fields(body, spec.fields, spec.optional)
+            payload = self.event_fields(body)
             record = {
                 "event_id": event_id,
                 "entity_id": str(payload[spec.entity_key]),
@@ -77,7 +79,6 @@ class Ingest:
 
     def label(self, value: bytes | None) -> Output | None:
         """The canonical label, or None for a duplicate; raises RejectionError."""
-        spec = self.project.label
         raw = parse.decode(value, self.label_decoder)
         if "payload" in raw and isinstance(raw.get("payload"), dict):
             record = raw
@@ -90,7 +91,7 @@ class Ingest:
                 "label_time": self.clock()
                 if label_time is None
                 else parse.timestamp(label_time, "label_time"),
-                "payload": parse.fields(body, {spec.field: spec.type}, frozenset()),
+                "payload": self.label_fields(body),
             }
         if not self.label_ids.first_time(record["event_id"], record["label_time"]):
             return None
