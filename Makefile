@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: system-deps install test unit lint bench demo stack-up stack-down
+.PHONY: system-deps install test unit lint bench bench-feast demo stack-up stack-down
 
 # Debian packages the stack needs: redis-server, and Java + Maven for the Kafka broker.
 system-deps:
@@ -37,8 +37,22 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Pipeline benchmarks need the stack: `make stack-up` first.
 bench: install
 	$(BIN)/python benchmarks/serde.py
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/featurestore.py
+
+# Online retrieval next to Feast, which lives in a venv of its own (it pins pandas < 3).
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/bin/feast: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -U pip
+	$(BENCH_VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench-feast: system-deps $(BENCH_VENV)/bin/feast
+	$(BENCH_VENV)/bin/python benchmarks/retrieval.py
 
 stack-up: install
 	$(BIN)/tideline stack up
@@ -47,10 +61,6 @@ stack-up: install
 stack-down:
 	$(BIN)/tideline stack down
 
-# Until the services land (ingest/feature store, trainer/registry, serving/monitor), the demo
-# shows the foundation: the real stack coming up, every topic created, and a clean stop.
+# The stack, ingest and the feature store, end to end; everything stopped afterwards.
 demo: install
-	$(BIN)/tideline stack up
-	$(BIN)/tideline topics create
-	$(BIN)/tideline stack status
-	$(BIN)/tideline stack down
+	$(BIN)/tideline demo

@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib
+import logging
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from tideline import catalog, project
+from tideline import catalog, demo, project
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, existing_topics
 from tideline.online_store import OnlineStore
@@ -29,6 +30,11 @@ app.add_typer(features_app, name="features")
 console = Console()
 
 
+def _quiet_kafka_client() -> None:
+    # While the broker starts, its client warns on every early metadata request: noise here.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+
+
 def _fail(exc: TidelineError) -> typer.Exit:
     console.print(f"[red]error:[/red] {exc}")
     return typer.Exit(code=1)
@@ -37,6 +43,7 @@ def _fail(exc: TidelineError) -> typer.Exit:
 @stack_app.command("up")
 def stack_up() -> None:
     """Start Kafka and Redis (fetching Kafka's jars on first use) and wait until both answer."""
+    _quiet_kafka_client()
     try:
         with console.status("starting the stack (the first run fetches Kafka's jars)..."):
             lines = local.up(Settings())
@@ -130,6 +137,21 @@ def features_get(
         for name, value in features.values.items():
             table.add_row(name, repr(value))
         console.print(table)
+
+
+@app.command("demo")
+def demo_command(
+    events: Annotated[int, typer.Option(help="card transactions to stream")] = 5000,
+    stack: Annotated[bool, typer.Option(help="start and stop Kafka and Redis too")] = True,
+) -> None:
+    """Stream card transactions through ingest and the feature store, and show the result."""
+    _quiet_kafka_client()
+    settings = Settings()
+    try:
+        demo.run(settings, settings.project, events, stack, console)
+    except (TidelineError, OSError, TimeoutError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
 
 
 @app.command("run")
