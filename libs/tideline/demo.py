@@ -82,40 +82,46 @@ def _wait(progress: Progress, what: str, service: str, sample: str, total: int) 
     progress.update(task, completed=total)
 
 
-def _traffic(definition: project.Project, count: int) -> tuple[list[bytes], list[bytes], int]:
-    """JSON events (with a few broken ones among them) and their labels."""
+Record = tuple[bytes | None, bytes]  # key, value
+
+
+def _traffic(definition: project.Project, count: int) -> tuple[list[Record], list[Record], int]:
+    """JSON events (with a few broken ones among them) and their labels, keyed as the
+    catalog says: by entity, so each card's events stay in order through ingest, as a
+    business system's must (or they arrive late); labels by event id."""
     # a new seed each run: ingest drops event ids it has seen, and a demo runs again
     generator = synthetic.Generator(definition, entities=200, seed=time.time_ns())
     start = datetime.now(UTC) - timedelta(minutes=20)
     events, labels = [], []
     for i, record in enumerate(generator.stream(start, count, timedelta(minutes=20) / count)):
-        payload = record["payload"]
-        body = {"event_id": record["event_id"], "event_time": record["event_time"].isoformat()}
-        events.append(json.dumps(body | payload).encode())
+        payload, event_id = record["payload"], record["event_id"]
+        body = {"event_id": event_id, "event_time": record["event_time"].isoformat()}
+        events.append((record["entity_id"].encode(), json.dumps(body | payload).encode()))
         risky = payload["amount"] > 40_000 and payload["channel"] == "web"
-        labels.append(
-            json.dumps({"event_id": record["event_id"], "is_fraud": risky or i % 97 == 0}).encode()
-        )
-    first = json.loads(events[0])
-    broken = [
-        b"\x00\xffnot json",  # garbage
-        json.dumps({"event_id": "no-fields"}).encode(),  # fields missing
-        json.dumps(first | {"event_id": "fax", "channel": "fax"}).encode(),  # a rule broken
+        label = {"event_id": event_id, "is_fraud": risky or i % 97 == 0}
+        labels.append((event_id.encode(), json.dumps(label).encode()))
+    first = json.loads(events[0][1])
+    broken: list[Record] = [
+        (None, b"\x00\xffnot json"),  # garbage
+        (None, json.dumps({"event_id": "no-fields"}).encode()),  # fields missing
+        (None, json.dumps(first | {"event_id": "fax", "channel": "fax"}).encode()),  # a rule
     ]
     return events + broken, labels, len(broken)
 
 
-async def _produce(settings: Settings, topic: str, values: list[bytes], progress: Progress) -> None:
-    task = progress.add_task(f"producing to {settings.topic(topic)}", total=len(values))
+async def _produce(
+    settings: Settings, topic: str, records: list[Record], progress: Progress
+) -> None:
+    task = progress.add_task(f"producing to {settings.topic(topic)}", total=len(records))
     producer = kafka.producer(settings)
     await producer.start()
     try:
-        for i, value in enumerate(values):
-            await producer.send(settings.topic(topic), value)
+        for i, (key, value) in enumerate(records):
+            await producer.send(settings.topic(topic), value, key=key)
             if i % 100 == 0:
                 progress.update(task, completed=i)
         await producer.flush()
-        progress.update(task, completed=len(values))
+        progress.update(task, completed=len(records))
     finally:
         await producer.stop()
 
