@@ -24,19 +24,19 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import cards
 import redis.asyncio
 import typer
 from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import kafka, project, serde, synthetic
+from tideline import kafka, project, serde, service, synthetic
 from tideline.durations import epoch_millis
 from tideline.settings import Settings
 
@@ -72,14 +72,7 @@ def running(service: str, settings: Settings, port: int) -> Iterator[subprocess.
 def metric(proc: subprocess.Popen[bytes], port: int, name: str) -> float:
     if proc.poll() is not None:
         raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-            text = r.read().decode()
-    except OSError:
-        return 0.0
-    return next(
-        (float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " ")), 0.0
-    )
+    return service.metric(port, name)
 
 
 async def fill(settings: Settings, n: int) -> None:
@@ -138,19 +131,7 @@ async def rates(n: int, runs: int) -> None:
 
 
 def card(i: int, at: datetime) -> bytes:
-    return json.dumps(
-        {
-            "event_id": f"f-{i}",
-            "event_time": at.isoformat(),
-            "card_id": f"fresh-{i}",
-            "merchant_id": f"m-{i % 300}",
-            "category": "grocery",
-            "amount": 1.0 + i % 500,
-            "country": "FR",
-            "channel": "web",
-            "card_present": i % 2 == 0,
-        }
-    ).encode()
+    return cards.json_event(f"f-{i}", at, f"fresh-{i}", i)
 
 
 def canonical(definition: project.Project, i: int, at: datetime) -> bytes:

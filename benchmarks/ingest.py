@@ -6,11 +6,11 @@ consumer group, write one record per input, and commit after every batch is ackn
 """
 
 import asyncio
-import json
 import statistics
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import cards
 import typer
 from passthrough import passthrough, timed
 from rich.console import Console
@@ -28,19 +28,7 @@ PROJECT = "examples/cards/project.yaml"
 def events(n: int) -> list[bytes]:
     start = datetime.now(UTC) - timedelta(minutes=30)
     return [
-        json.dumps(
-            {
-                "event_id": f"e-{i}",
-                "event_time": (start + timedelta(milliseconds=i)).isoformat(),
-                "card_id": f"c-{i % 5000}",
-                "merchant_id": f"m-{i % 300}",
-                "category": "grocery",
-                "amount": 1.0 + i % 500,
-                "country": "FR",
-                "channel": "web",
-                "card_present": i % 2 == 0,
-            }
-        ).encode()
+        cards.json_event(f"e-{i}", start + timedelta(milliseconds=i), f"c-{i % 5000}", i)
         for i in range(n)
     ]
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from tideline import kafka, project, synthetic, training
 from tideline.online_store import OnlineStore
+from tideline.service import metric
 from tideline.settings import Settings
 from tideline.stack import local
 
@@ -57,24 +57,12 @@ def _services(
             proc.wait(timeout=60)
 
 
-def _metric(service: str, sample: str) -> float:
-    """The sum of a service's samples that start so: `x_total`, `x_total{topic="labels"`."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[service]}/metrics", timeout=1) as r:
-            text = r.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(sample) and line[len(sample)] in " {,}"
-    )
-
-
-def _wait(progress: Progress, what: str, service: str, sample: str, total: int) -> None:
+def _wait(
+    progress: Progress, what: str, service: str, total: int, sample: str, **labels: str
+) -> None:
     task = progress.add_task(what, total=total)
     deadline = time.monotonic() + 120
-    while (done := _metric(service, sample)) < total:
+    while (done := metric(PORTS[service], sample, **labels)) < total:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{service} did not get through {total} records in 2 minutes")
         progress.update(task, completed=done)
@@ -143,16 +131,11 @@ def run(
             asyncio.run(_produce(settings, "events.raw", values, progress))
             asyncio.run(_produce(settings, "labels.raw", labels, progress))
             out = "tideline_ingest_records_out_total"
-            _wait(progress, "ingest: labels", "ingest", f'{out}{{topic="labels"', len(labels))
-            _wait(
-                progress,
-                "feature store",
-                "featurestore",
-                "tideline_featurestore_events_total",
-                events,
-            )
+            _wait(progress, "ingest: labels", "ingest", len(labels), out, topic="labels")
+            fs_events = "tideline_featurestore_events_total"
+            _wait(progress, "feature store", "featurestore", events, fs_events)
             rejected = "tideline_ingest_rejected_total"
-            _wait(progress, "ingest: dead letters", "ingest", rejected, broken)
+            _wait(progress, "ingest: dead letters", "ingest", broken, rejected)
         _show(settings, definition, console)
         console.print(
             f"dead letters: the {broken} broken records are on {settings.topic('ingest.dlq')}"

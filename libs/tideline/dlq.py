@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import ConsumerRecord
+
 from tideline import schemas, serde
 
 SCHEMA = schemas.load("tideline.DeadLetter")
@@ -37,6 +39,18 @@ class Source:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+    @classmethod
+    def of(cls, message: "ConsumerRecord[bytes, bytes]") -> "Source":
+        return cls(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.timestamp,
+            message.key,
+            message.value,
+            tuple(message.headers),
+        )
 
 
 def dead_letter(

@@ -5,8 +5,10 @@ import gc
 import logging
 import signal
 import time
+import urllib.request
 
 from prometheus_client import Gauge, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 
 LAST_POLL = Gauge(
     "tideline_last_poll_timestamp_seconds",
@@ -40,6 +42,24 @@ def setup(service: str, metrics_port: int) -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def metric(port: int, sample: str, **labels: str) -> float:
+    """The sum of a local service's `sample` values whose labels include `labels`.
+
+    0 while its metrics endpoint does not answer (not started yet, or gone).
+    """
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == sample and labels.items() <= found.labels.items()
+    )
 
 
 def heartbeat(service: str) -> None:

@@ -55,7 +55,7 @@ def batch_handler(
     async def handle(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
         await states.ready.wait()
         started = time.perf_counter()
-        batch = store.process(map(_source, messages), states.data)
+        batch = store.process(map(dlq.Source.of, messages), states.data)
         out = states.changelog(batch.changed)
         out += [
             streams.Produce(features, v.entry.entity.encode(), v.record, v.entry.t)
@@ -86,15 +86,3 @@ async def _materialize(writer: OnlineWriter, entries: list[Entry]) -> int:
             log.warning("Redis write failed (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def _source(message: ConsumerRecord[bytes, bytes]) -> dlq.Source:
-    return dlq.Source(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        message.key,
-        message.value,
-        tuple(message.headers),
-    )

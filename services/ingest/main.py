@@ -81,16 +81,7 @@ def _dead_letter(
     metrics.REJECTED.labels(
         message.topic, rejection.stage, rejection.rule or rejection.error_class
     ).inc()
-    source = dlq.Source(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        message.key,
-        message.value,
-        tuple(message.headers),
-    )
-    key, value, headers = dlq.dead_letter(source, rejection, "ingest")
+    key, value, headers = dlq.dead_letter(dlq.Source.of(message), rejection, "ingest")
     return streams.Produce(settings.topic("ingest.dlq"), key, value, None, tuple(headers))
 
 

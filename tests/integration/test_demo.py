@@ -1,27 +1,20 @@
 """`tideline demo --no-stack`, as the README runs it, against the test stack."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 from tideline.settings import Settings
 
+from .services.running import environment
+
 pytestmark = pytest.mark.integration
 
 
 def test_demo_runs_the_services_end_to_end_and_stops_them(settings: Settings) -> None:
-    env = {
-        **os.environ,
-        "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TIDELINE_REDIS_URL": settings.redis_url,
-        "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "TIDELINE_HOME": str(settings.home),
-        "COLUMNS": "200",
-    }
     done = subprocess.run(
         [sys.executable, "-m", "tideline.cli", "demo", "--no-stack", "--events", "500"],
-        env=env,
+        env=environment(settings),
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,6 +1,5 @@
 """The online store on a real redis-server: the event-time guard, TTLs, retrieval, the CLI."""
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from tideline.online_store import Entry, OnlineStore
 from tideline.settings import Settings
 
 from ..projects import EXAMPLES
+from .services.running import environment
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +68,9 @@ def test_many_entities_in_one_read_with_defaults_for_the_missing(store: OnlineSt
 
 def test_features_get_shows_online_values(store: OnlineStore, settings: Settings) -> None:
     store.write([Entry("card-7", "e-7", NOW, 7, _values(3))])
-    env = {
-        **os.environ,
-        "TIDELINE_REDIS_URL": settings.redis_url,
-        "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "TIDELINE_PROJECT": str(EXAMPLES[0]),
-        "COLUMNS": "200",
-    }
     shown = subprocess.run(
         [sys.executable, "-m", "tideline.cli", "features", "get", "card-7", "card-none"],
-        env=env,
+        env=environment(settings),
         capture_output=True,
         text=True,
         check=True,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from tideline import kafka
+from tideline import kafka, service
 from tideline.settings import Settings
 
 from ...projects import EXAMPLES
@@ -24,19 +24,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def environment(settings: Settings, project: Any = EXAMPLES[0]) -> dict[str, str]:
+    """What a `tideline` process needs to reach this test's stack, topics and project."""
+    return {
+        **os.environ,
+        "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "TIDELINE_REDIS_URL": settings.redis_url,
+        "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
+        "TIDELINE_HOME": str(settings.home),
+        "TIDELINE_PROJECT": str(project),
+        "COLUMNS": "200",  # rich wraps at 80 without a terminal
+    }
+
+
 class Service:
     def __init__(self, name: str, settings: Settings, project: Any = EXAMPLES[0]) -> None:
         self.name = name
         self.metrics_port = _free_port()
-        own = f"TIDELINE_{name.upper()}_"
-        self.env = {
-            **os.environ,
-            "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "TIDELINE_REDIS_URL": settings.redis_url,
-            "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-            "TIDELINE_HOME": str(settings.home),
-            "TIDELINE_PROJECT": str(project),
-            f"{own}METRICS_PORT": str(self.metrics_port),
+        self.env = environment(settings, project) | {
+            f"TIDELINE_{name.upper()}_METRICS_PORT": str(self.metrics_port)
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -52,16 +58,8 @@ class Service:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
             return str(r.read().decode())
 
-    def metric(self, name: str) -> float:
-        """A metric without labels, or 0 while the endpoint is not up yet."""
-        try:
-            text = self.metrics()
-        except OSError:
-            return 0.0
-        for line in text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return 0.0
+    def metric(self, name: str, **labels: str) -> float:
+        return service.metric(self.metrics_port, name, **labels)
 
     def wait_for(self, name: str, at_least: float, timeout_s: float = 90) -> float:
         deadline = time.monotonic() + timeout_s

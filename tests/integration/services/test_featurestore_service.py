@@ -196,18 +196,20 @@ def _stream(definition: Project, count: int, seed: int) -> list[dict[str, Any]]:
     return list(generator.stream(start, count, timedelta(milliseconds=400), jitter=lateness * 1.5))
 
 
-def _assert_no_skew(
-    definition: Project,
-    events: Sequence[windows.Event],
-    vectors: dict[str, Any],
-    online: OnlineStore,
-) -> None:
+async def _assert_no_skew(settings: Settings, definition: Project) -> int:
+    """`features`, a recompute from `events` and Redis agree; returns the events read."""
+    events = await _read_events(settings, definition)
     offline = _offline(definition, events)
+    vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
     assert {k: v for k, v in offline.items() if v is not None} == vectors
     assert sum(v is None for v in offline.values()) > 0, "the stream should hold late events"
     latest = _latest(events, offline)
-    got = online.get(sorted(latest))
-    assert {f.entity: f.values for f in got} == latest
+    online = OnlineStore(settings, definition)
+    try:
+        assert {f.entity: f.values for f in online.get(sorted(latest))} == latest
+    finally:
+        online.close()
+    return len(events)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -220,13 +222,7 @@ async def test_no_skew_between_stream_offline_and_redis(
     await produce(settings, "events", **_encode(definition, raw))
     svc = _featurestore(settings, path, running)
     svc.wait_for("tideline_featurestore_events_total", len(raw))
-
-    events = await _read_events(settings, definition)
-    offline = _offline(definition, events)
-    vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
-    online = OnlineStore(settings, definition)
-    _assert_no_skew(definition, events, vectors, online)
-    online.close()
+    await _assert_no_skew(settings, definition)
     assert svc.stop() == 0
 
 
@@ -254,12 +250,5 @@ async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     await asyncio.sleep(1)
     second = _featurestore(settings, path, running)
     await producing
-
-    events = await _read_events(settings, definition)
-    assert len(events) == len(raw)
-    offline = _offline(definition, events)
-    vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
-    online = OnlineStore(settings, definition)
-    _assert_no_skew(definition, events, vectors, online)
-    online.close()
+    assert await _assert_no_skew(settings, definition) == len(raw)
     assert second.stop() == 0
