@@ -5,14 +5,18 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from tideline import kafka
 from tideline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,12 @@ async def run(
         while (batch := await acknowledged.get()) is not None:
             pending, offsets = batch
             await asyncio.gather(*pending)
-            await consumer.commit(offsets)
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The partitions moved to another member while this batch was in flight:
+                # it reads them from the last commit, so the batch is redone, not lost.
+                log.warning("batch not committed, partitions reassigned: %s", exc)
 
     committer = asyncio.create_task(commit_in_order())
     try:

@@ -252,3 +252,21 @@ async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     await producing
     assert await _assert_no_skew(settings, definition) == len(raw)
     assert second.stop() == 0
+
+
+async def test_a_second_worker_takes_over_partitions_with_their_state(
+    topics: Settings, running: list[Service]
+) -> None:
+    settings, path = topics, EXAMPLES[0]
+    definition = project.load(path)
+    raw = _stream(definition, 4000, seed=13)
+    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
+    first = _featurestore(settings, path, running)
+    await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", 800)
+    second = _featurestore(settings, path, running)  # the group rebalances mid-stream
+    await producing
+    assert await _assert_no_skew(settings, definition) == len(raw)
+    assert first.metric("tideline_featurestore_events_total") < len(raw)
+    assert second.metric("tideline_featurestore_events_total") > 0, "the second took no share"
+    assert first.stop() == 0
+    assert second.stop() == 0
