@@ -167,7 +167,10 @@ def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICE
     except ModuleNotFoundError:
         console.print(f"[red]error:[/red] the {service} service has no entry point yet")
         raise typer.Exit(code=1) from None
-    module.main()
+    try:
+        module.main()
+    except TidelineError as exc:
+        raise _fail(exc) from exc
 
 
 if __name__ == "__main__":

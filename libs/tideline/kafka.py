@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from tideline import catalog
+from tideline.errors import StackError
 from tideline.settings import Settings
 
 
@@ -112,6 +113,13 @@ async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
 async def existing_topics(settings: Settings) -> set[str]:
     async with admin_session(settings) as client:
         return set(await client.list_topics())
+
+
+async def require(settings: Settings, *names: str) -> None:
+    """Fail clearly if a catalog topic a service needs is missing (the broker creates none)."""
+    missing = sorted({settings.topic(n) for n in names} - await existing_topics(settings))
+    if missing:
+        raise StackError(f"missing topics {missing}: run `tideline topics create`")
 
 
 async def partitions(settings: Settings, topic: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""What every service's entry point shares: logging, metrics endpoint, stop on SIGTERM."""
+"""What every service's entry point shares: JSON logs, metrics endpoint, stop on SIGTERM."""
 
 import asyncio
 import gc
@@ -9,6 +9,7 @@ import urllib.request
 
 from prometheus_client import Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
+from pythonjsonlogger.json import JsonFormatter
 
 LAST_POLL = Gauge(
     "tideline_last_poll_timestamp_seconds",
@@ -30,10 +31,16 @@ def quiet_gc() -> None:
 
 def setup(service: str, metrics_port: int) -> asyncio.Event:
     """Configure logs, serve /metrics, and return an event that SIGTERM/SIGINT set."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s %(levelname)s service={service} %(name)s: %(message)s",
+    # One JSON object a line, so a log shipper can index service, level and logger.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"service": service},
+        )
     )
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     if metrics_port:
         start_http_server(metrics_port)
     quiet_gc()

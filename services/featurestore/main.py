@@ -26,6 +26,7 @@ async def serve() -> None:
     settings, own = Settings(), FeatureStoreSettings()
     stop = service.setup("featurestore", own.metrics_port)
     definition = project.load(settings.project)
+    await kafka.require(settings, "events", "features", "featurestore.state", "ingest.dlq")
     states = WindowStates(settings)
     await states.check_partitions()
     writer = OnlineWriter(settings, definition)

@@ -95,6 +95,9 @@ class KafkaBroker:
                     "share.coordinator.state.topic.replication.factor=1",
                     "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",
+                    # Topics come from the catalog, with its partitions and policies; a
+                    # client asking for a missing one must hear so, not get a default.
+                    "auto.create.topics.enable=false",
                     "",
                 ]
             )
