@@ -5,5 +5,6 @@ COPY pyproject.toml README.md ./
 COPY libs libs
 COPY services services
 COPY schemas schemas
+COPY examples examples
 RUN pip install --no-cache-dir .
 ENTRYPOINT ["tideline"]
