@@ -235,38 +235,41 @@ async def _paced(
         await asyncio.sleep(step / per_s)
 
 
+async def _mid_stream(
+    settings: Settings, running: list[Service], seed: int
+) -> tuple[Project, int, "asyncio.Task[None]", Service]:
+    """Events flowing in at 800/s, and a worker a fifth of the way through them."""
+    definition = project.load(EXAMPLES[0])
+    raw = _stream(definition, 4000, seed=seed)
+    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
+    first = _featurestore(settings, EXAMPLES[0], running)
+    await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", len(raw) / 5)
+    return definition, len(raw), producing, first
+
+
 async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     topics: Settings, running: list[Service]
 ) -> None:
-    settings, path = topics, EXAMPLES[0]
-    definition = project.load(path)
-    raw = _stream(definition, 4000, seed=11)
-    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
-
-    first = _featurestore(settings, path, running)
-    await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", 800)
+    settings = topics
+    definition, count, producing, first = await _mid_stream(settings, running, seed=11)
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert not producing.done(), "the kill should land mid-stream"
     await asyncio.sleep(1)
-    second = _featurestore(settings, path, running)
+    second = _featurestore(settings, EXAMPLES[0], running)
     await producing
-    assert await _assert_no_skew(settings, definition) == len(raw)
+    assert await _assert_no_skew(settings, definition) == count
     assert second.stop() == 0
 
 
 async def test_a_second_worker_takes_over_partitions_with_their_state(
     topics: Settings, running: list[Service]
 ) -> None:
-    settings, path = topics, EXAMPLES[0]
-    definition = project.load(path)
-    raw = _stream(definition, 4000, seed=13)
-    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
-    first = _featurestore(settings, path, running)
-    await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", 800)
-    second = _featurestore(settings, path, running)  # the group rebalances mid-stream
+    settings = topics
+    definition, count, producing, first = await _mid_stream(settings, running, seed=13)
+    second = _featurestore(settings, EXAMPLES[0], running)  # the group rebalances mid-stream
     await producing
-    assert await _assert_no_skew(settings, definition) == len(raw)
-    assert first.metric("tideline_featurestore_events_total") < len(raw)
+    assert await _assert_no_skew(settings, definition) == count
+    assert first.metric("tideline_featurestore_events_total") < count
     assert second.metric("tideline_featurestore_events_total") > 0, "the second took no share"
     assert first.stop() == 0
     assert second.stop() == 0
