@@ -1,0 +1,127 @@
+"""The registry's state: versions, states and aliases of every model, as a fold of its events.
+
+Every transition is a `tideline.ModelUpdated` record; applying them in topic order
+rebuilds the state exactly, so the audit trail is the state. Transitions are pure:
+they return the records to publish, and the caller applies them once published.
+
+States: candidate (registered, not yet judged), production (the champion), staging
+(a former champion, ready for a rollback), rejected (failed the gate; it may be the
+challenger), archived (out of service). Aliases: champion, challenger.
+"""
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Record = dict[str, Any]
+
+
+class TransitionError(ValueError):
+    """An order the registry cannot carry out: unknown version, archived, no earlier champion."""
+
+
+@dataclass
+class Model:
+    versions: dict[int, Record] = field(default_factory=dict)
+    # when each version last changed, in apply order: the topic is compacted to one
+    # record per version, and this order survives compaction
+    changed: dict[int, int] = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.models: dict[str, Model] = {}
+        self._applied = 0
+
+    def apply(self, update: Record) -> None:
+        version = update["model"]
+        model = self.models.setdefault(version["model_name"], Model())
+        model.versions[version["version"]] = version
+        self._applied += 1
+        model.changed[version["version"]] = self._applied
+
+    def next_version(self, name: str) -> int:
+        return max(self.models.get(name, Model()).versions, default=0) + 1
+
+    def champion(self, name: str) -> Record | None:
+        model = self.models.get(name)
+        if model is None:
+            return None
+        return next(
+            (v for v in model.versions.values() if "champion" in v["aliases"]),
+            None,
+        )
+
+    def version(self, name: str, number: int) -> Record:
+        try:
+            return self.models[name].versions[number]
+        except KeyError:
+            raise TransitionError(f"{name} has no version {number}") from None
+
+    def promote(
+        self, name: str, number: int, action: str, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
+        """Make `number` the champion; the champion before it steps down to staging."""
+        target = self.version(name, number)
+        if target["state"] == "archived":
+            raise TransitionError(f"{name} v{number} is archived")
+        updates = []
+        current = self.champion(name)
+        if current is not None and current["version"] != number:
+            updates.append(
+                _update(current, "staging", [], "replaced", f"v{number} promoted", decided_by, at)
+            )
+        updates.append(_update(target, "production", ["champion"], action, reason, decided_by, at))
+        return updates
+
+    def rollback(
+        self, name: str, number: int | None, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
+        """Back to `number`, or to the champion before the current one: the version that
+        stepped down to staging last."""
+        if number is None:
+            model = self.models.get(name, Model())
+            staging = [n for n, v in model.versions.items() if v["state"] == "staging"]
+            if not staging:
+                raise TransitionError(f"{name} has no earlier champion to roll back to")
+            number = max(staging, key=model.changed.__getitem__)
+        return self.promote(name, number, "rolled_back", reason, decided_by, at)
+
+    def archive(
+        self, name: str, number: int, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
+        target = self.version(name, number)
+        if "champion" in target["aliases"]:
+            raise TransitionError(f"{name} v{number} is the champion: promote another first")
+        return [_update(target, "archived", [], "archived", reason, decided_by, at)]
+
+    def listing(self) -> list[Record]:
+        """Every version of every model, by name and version."""
+        return [
+            model.versions[number]
+            for _, model in sorted(self.models.items())
+            for number in sorted(model.versions)
+        ]
+
+
+def _update(
+    version: Record,
+    state: str,
+    aliases: list[str],
+    action: str,
+    reason: str,
+    decided_by: str,
+    at: datetime,
+) -> Record:
+    changed = copy.deepcopy(version)
+    changed["state"], changed["aliases"] = state, aliases
+    return {
+        "update_id": uuid.uuid4().hex,
+        "action": action,
+        "model": changed,
+        "reason": reason,
+        "decided_by": decided_by,
+        "at": at,
+    }
