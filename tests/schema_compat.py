@@ -63,7 +63,8 @@ def schemas_at(revision: str, into: Path) -> Path:
 
 def incompatibility(reader_json: str, writer_json: str) -> str | None:
     """None if `reader_json` reads `writer_json`'s records; else what breaks."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # avro is untyped
+    result = checker.get_compatibility(
         avro.schema.parse(reader_json), avro.schema.parse(writer_json)
     )
     if result.compatibility is SchemaCompatibilityType.compatible:

@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -56,7 +57,7 @@ async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> 
     decoder = serde.Decoder(load(t.value) for t in catalog.topics().values())
     consumer = kafka.consumer(settings, *sent, group_id=f"test-{uuid.uuid4().hex}")
     await consumer.start()
-    received = {}
+    received: dict[str, Any] = {}
     try:
         while len(received) < len(sent):
             batches = await consumer.getmany(timeout_ms=10_000)

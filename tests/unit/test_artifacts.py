@@ -26,9 +26,8 @@ def test_a_river_model_round_trips() -> None:
         model.learn_one(dict(enumerate(x)), bool(y))
     data = artifacts.dump(model)
     again = artifacts.load(data, artifacts.sha256(data))
-    assert again.predict_proba_one({0: 0.5, 1: 0.5, 2: 0.5}) == model.predict_proba_one(
-        {0: 0.5, 1: 0.5, 2: 0.5}
-    )
+    point = {0: 0.5, 1: 0.5, 2: 0.5}
+    assert again.predict_proba_one(point) == model.predict_proba_one(point)  # type: ignore[no-untyped-call]
 
 
 def test_a_tampered_artifact_is_refused_before_it_is_read() -> None:

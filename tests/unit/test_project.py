@@ -4,7 +4,14 @@ from pathlib import Path
 import pytest
 from tideline import project, serde
 from tideline.errors import ProjectError
-from tideline.rules import AllowedRule, EventTimeRule, NotEmptyRule, RangeRule, first_violation
+from tideline.rules import (
+    AllowedRule,
+    EventTimeRule,
+    NotEmptyRule,
+    RangeRule,
+    Rule,
+    first_violation,
+)
 
 from ..examples import example
 from ..projects import EXAMPLES
@@ -99,7 +106,7 @@ def test_missing_project_file() -> None:
     ],
 )
 def test_rules(payload: dict[str, object], event_time: datetime, violated: str | None) -> None:
-    rules = [
+    rules: list[Rule] = [
         RangeRule(field="amount", min=0, max=50_000),
         AllowedRule(field="channel", values=frozenset({"pos", "web", "app"})),
         NotEmptyRule(field="card_id"),

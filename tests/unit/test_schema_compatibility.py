@@ -21,7 +21,7 @@ OLD = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "string"}
 
 
 def _with(*fields: dict[str, object]) -> str:
-    return json.dumps({**OLD, "fields": [*OLD["fields"], *fields]})  # type: ignore[list-item]
+    return json.dumps({**OLD, "fields": [*OLD["fields"], *fields]})
 
 
 def test_a_new_field_with_a_default_is_compatible() -> None:

@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import avro.schema
 import pytest
@@ -96,7 +97,7 @@ def test_encode_refuses_a_record_that_does_not_fit() -> None:
 
 
 def test_derived_event_schema_carries_project_fields() -> None:
-    fields = [
+    fields: list[dict[str, Any]] = [
         {"name": "card_id", "type": "string"},
         {"name": "amount", "type": "double"},
         {"name": "merchant", "type": ["null", "string"], "default": None},

@@ -208,8 +208,8 @@ def test_offline_replay_equals_event_by_event_application(path: Any) -> None:
             generator.stream(T0, 400, timedelta(seconds=20), jitter=timedelta(minutes=3))
         )
     ]
-    computer, states = Computer(definition.features), {}  # type: ignore[var-annotated]
-    expected = []
+    computer, states = Computer(definition.features), dict[str, EntityState]()
+    expected: list[dict[str, Any] | None] = []
     for event in events:
         state = states.setdefault(event.entity, EntityState())
         try:

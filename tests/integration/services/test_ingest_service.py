@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,7 +18,7 @@ CARDS = project.load(EXAMPLES[0])
 
 
 @pytest.fixture
-async def service(settings: Settings) -> Iterator[Service]:
+async def service(settings: Settings) -> AsyncIterator[Service]:
     await kafka.create_topics(settings)
     svc = Service("ingest", settings)
     svc.env["TIDELINE_INGEST_GROUP_ID"] = f"ingest-{uuid.uuid4().hex[:8]}"

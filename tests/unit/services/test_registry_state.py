@@ -33,7 +33,7 @@ def _carry_out(
 
 
 def test_promotion_moves_the_alias_and_steps_the_old_champion_down() -> None:
-    registry, log = Registry(), []
+    registry, log = Registry(), list[dict[str, Any]]()
     first, second = _registered(registry), _registered(registry)
     _carry_out(registry, registry.promote("fraud", first, "promoted", "first", "gate", AT), log)
     _carry_out(registry, registry.promote("fraud", second, "promoted", "+0.05 f1", "gate", AT), log)
@@ -46,7 +46,7 @@ def test_promotion_moves_the_alias_and_steps_the_old_champion_down() -> None:
 
 
 def test_rollback_goes_to_the_champion_before_or_to_any_version() -> None:
-    registry, log = Registry(), []
+    registry, log = Registry(), list[dict[str, Any]]()
     versions = [_registered(registry) for _ in range(3)]
     for number in versions:
         _carry_out(registry, registry.promote("fraud", number, "promoted", "", "gate", AT), log)
@@ -78,11 +78,16 @@ def test_refusals_name_what_is_wrong() -> None:
 
 def test_replaying_the_published_events_rebuilds_the_same_state() -> None:
     """Also after compaction: only each version's last record is left."""
-    registry, log = Registry(), []
+    registry, log = Registry(), list[dict[str, Any]]()
     for name in ("fraud", "churn"):
         for _ in range(3):
             number = registry.next_version(name)
-            version = {"model_name": name, "version": number, "state": "candidate", "aliases": []}
+            version: dict[str, Any] = {
+                "model_name": name,
+                "version": number,
+                "state": "candidate",
+                "aliases": [],
+            }
             _carry_out(
                 registry,
                 [
