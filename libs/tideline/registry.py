@@ -1,8 +1,10 @@
-"""The registry's state: versions, states and aliases of every model, as a fold of its events.
+"""Versions, states and aliases of every model, as a fold of the `models.updated` events.
 
-Every transition is a `tideline.ModelUpdated` record; applying them in topic order
-rebuilds the state exactly, so the audit trail is the state. Transitions are pure:
-they return the records to publish, and the caller applies them once published.
+The registry service keeps its state this way, and so does any subscriber (see
+`tideline.models`): every transition is a `tideline.ModelUpdated` record, and
+applying them in topic order rebuilds the state exactly, so the audit trail is the
+state. Transitions are pure: they return the records to publish, and the caller
+applies them once published.
 
 States: candidate (registered, not yet judged), production (the champion), staging
 (a former champion, ready for a rollback), rejected (failed the gate; it may be the

@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-from services.registry.state import Registry, TransitionError
+from tideline.registry import Registry, TransitionError
 
 AT = datetime(2026, 11, 24, tzinfo=UTC)
 

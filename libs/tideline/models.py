@@ -1,0 +1,77 @@
+"""For business systems (and our serving service): follow `models.updated`, get a ready model.
+
+Nothing but Kafka access is needed: the versions come from the compacted
+`models.updated` topic, the bytes from `models.artifacts`, and a model is loaded only
+after its sha256 matches the version record and every type in it is trusted.
+"""
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from tideline import artifacts, kafka, schemas, serde, streams
+from tideline.registry import Record, Registry, TransitionError
+from tideline.settings import Settings
+
+UPDATE_SCHEMA = schemas.load("tideline.ModelUpdated")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: Record  # the tideline.ModelVersion record it was loaded from
+    model: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.version["model_name"])
+
+    @property
+    def number(self) -> int:
+        return int(self.version["version"])
+
+
+class ModelClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.topic("models.updated")
+        self._decoder = serde.Decoder([UPDATE_SCHEMA])
+
+    async def registry(self) -> Registry:
+        """Every model's versions as of now, read from `models.updated`."""
+        state = Registry()
+        ranges = await streams.offset_ranges(self.settings, self.topic)
+        async for message in streams.read_ranges(self.settings, ranges):
+            state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
+        return state
+
+    async def load(self, name: str, alias: str = "champion") -> LoadedModel:
+        """The version of `name` that holds `alias`, fetched, verified and loaded."""
+        state = await self.registry()
+        found = [v for v in state.listing() if v["model_name"] == name and alias in v["aliases"]]
+        if not found:
+            raise TransitionError(f"{name} has no {alias}")
+        return await self.load_version(found[-1])
+
+    async def load_version(self, version: Record) -> LoadedModel:
+        ref = version["artifact"]
+        data = await artifacts.fetch(self.settings, ref)  # refuses any place but the topic
+        return LoadedModel(version, artifacts.load(data, ref["sha256"]))
+
+    async def updates(self) -> AsyncGenerator[Record, None]:
+        """Every `models.updated` record from the start, then each new one as it comes."""
+        partitions = [
+            TopicPartition(self.topic, p) for p in await kafka.partitions(self.settings, self.topic)
+        ]
+        consumer = kafka.consumer(self.settings, group_id=None)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while True:
+                for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                    for message in messages:
+                        yield self._decoder.decode_as(UPDATE_SCHEMA, message.value)
+        finally:
+            await consumer.stop()
