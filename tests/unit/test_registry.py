@@ -9,18 +9,17 @@ from tideline.registry import Registry, TransitionError
 AT = datetime(2026, 11, 24, tzinfo=UTC)
 
 
+def _registration(registry: Registry, name: str) -> dict[str, Any]:
+    """The record that registers the next version of `name`."""
+    version = {"model_name": name, "version": registry.next_version(name)}
+    version |= {"state": "candidate", "aliases": []}
+    return {"action": "registered", "model": version, "reason": "", "decided_by": "gate", "at": AT}
+
+
 def _registered(registry: Registry, name: str = "fraud") -> int:
-    number = registry.next_version(name)
-    version: dict[str, Any] = {
-        "model_name": name,
-        "version": number,
-        "state": "candidate",
-        "aliases": [],
-    }
-    registry.apply(
-        {"action": "registered", "model": version, "reason": "", "decided_by": "gate", "at": AT}
-    )
-    return number
+    update = _registration(registry, name)
+    registry.apply(update)
+    return int(update["model"]["version"])
 
 
 def _carry_out(
@@ -80,26 +79,9 @@ def test_replaying_the_published_events_rebuilds_the_same_state() -> None:
     registry, log = Registry(), list[dict[str, Any]]()
     for name in ("fraud", "churn"):
         for _ in range(3):
-            number = registry.next_version(name)
-            version: dict[str, Any] = {
-                "model_name": name,
-                "version": number,
-                "state": "candidate",
-                "aliases": [],
-            }
-            _carry_out(
-                registry,
-                [
-                    {
-                        "action": "registered",
-                        "model": version,
-                        "reason": "",
-                        "decided_by": "gate",
-                        "at": AT,
-                    }
-                ],
-                log,
-            )
+            update = _registration(registry, name)
+            number = update["model"]["version"]
+            _carry_out(registry, [update], log)
             _carry_out(registry, registry.promote(name, number, "promoted", "", "gate", AT), log)
     _carry_out(registry, registry.rollback("fraud", None, "", "ops", AT), log)
     _carry_out(registry, registry.archive("churn", 1, "", "ops", AT), log)
