@@ -59,6 +59,10 @@ class EntityState:
     watermark: int | None = None  # the newest event time applied
     rows: list[Row] = field(default_factory=list)  # in arrival order
 
+    def applied(self, offset: int) -> bool:
+        """Whether the event at `offset` was folded in already (a replay after a crash)."""
+        return offset <= self.offset
+
     def to_record(self) -> dict[str, Any]:
         """As a tideline.WindowState record."""
         rows = orjson.dumps(self.rows).decode()
@@ -139,7 +143,7 @@ class Computer:
         An event at or below `state.offset` was seen before (a replay after a crash):
         its values are recomputed from what is held and the state is left as it is.
         """
-        if offset <= state.offset:
+        if state.applied(offset):
             if not any(row[OFFSET] == offset for row in state.rows):
                 raise LateEventError(f"event at offset {offset} was late when first seen")
         else:

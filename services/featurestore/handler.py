@@ -64,7 +64,7 @@ class FeatureStore:
             if state is None:
                 state = states[entity] = windows.EntityState()
             t = epoch_millis(event["event_time"])
-            replay = source.offset <= state.offset
+            replay = state.applied(source.offset)
             try:
                 values = self.computer.apply(state, t, source.offset, event["payload"])
             except windows.LateEventError as exc:
