@@ -1,6 +1,7 @@
 """The `tideline` command: the local stack, topics, and every service's entry point."""
 
 import asyncio
+import getpass
 import importlib
 import logging
 from typing import Annotated
@@ -10,10 +11,12 @@ from redis import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from tideline import catalog, demo, project
+from tideline import catalog, control, demo, project
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, existing_topics
+from tideline.models import ModelClient
 from tideline.online_store import OnlineStore
+from tideline.registry import Record, TransitionError
 from tideline.settings import Settings
 from tideline.stack import local
 
@@ -25,7 +28,9 @@ topics_app = typer.Typer(no_args_is_help=True, help="The catalog's Kafka topics.
 features_app = typer.Typer(no_args_is_help=True, help="The online feature store.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(topics_app, name="topics")
+models_app = typer.Typer(no_args_is_help=True, help="Model versions: list, train, promote.")
 app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
 
 console = Console()
 
@@ -35,7 +40,7 @@ def _quiet_kafka_client() -> None:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 
-def _fail(exc: TidelineError) -> typer.Exit:
+def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {exc}")
     return typer.Exit(code=1)
 
@@ -137,6 +142,117 @@ def features_get(
         for name, value in features.values.items():
             table.add_row(name, repr(value))
         console.print(table)
+
+
+def _operator() -> str:
+    return getpass.getuser()
+
+
+def _versions(name: str | None) -> list[Record]:
+    try:
+        registry = asyncio.run(ModelClient(Settings()).registry())
+    except (TidelineError, OSError) as exc:
+        raise _fail(exc) from exc
+    return [v for v in registry.listing() if name is None or v["model_name"] == name]
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items()))
+
+
+@models_app.command("list")
+def models_list(
+    name: Annotated[str | None, typer.Argument(help="one model; default: all")] = None,
+) -> None:
+    """Every version: state, aliases, family, holdout metrics, what triggered it."""
+    table = Table("model", "version", "state", "aliases", "family", "trigger", "created", "metrics")
+    for v in _versions(name):
+        table.add_row(
+            v["model_name"],
+            str(v["version"]),
+            v["state"],
+            ",".join(v["aliases"]),
+            v["family"],
+            f"{v['trigger']['kind']} {v['trigger']['id'][:20]}",
+            v["created_at"].isoformat(timespec="seconds"),
+            _summary(v["metrics"]),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(name: str, version: int) -> None:
+    """One version's whole record: lineage, parameters, metrics, artifact."""
+    found = [v for v in _versions(name) if v["version"] == version]
+    if not found:
+        raise _fail(TransitionError(f"{name} has no version {version}"))
+    record = {k: v for k, v in found[0].items() if k not in ("reference", "prediction_reference")}
+    record["reference"] = [r["name"] for r in found[0]["reference"]]
+    console.print_json(data=record, default=str)
+
+
+def _order(action: str, name: str, version: int | None, reason: str | None) -> None:
+    try:
+        updates = asyncio.run(
+            control.command(Settings(), action, name, version, _operator(), reason)
+        )
+    except (TidelineError, TransitionError, OSError) as exc:
+        raise _fail(exc) from exc
+    for u in updates:
+        m = u["model"]
+        console.print(f"{m['model_name']} v{m['version']}: {u['action']} -> {m['state']}")
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str, version: int, reason: Annotated[str | None, typer.Option()] = None
+) -> None:
+    """Make a version the champion (the current one steps down to staging)."""
+    _order("promote", name, version, reason)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: str,
+    version: Annotated[int | None, typer.Option(help="default: the champion before")] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Back to an earlier champion."""
+    _order("rollback", name, version, reason)
+
+
+@models_app.command("archive")
+def models_archive(
+    name: str, version: int, reason: Annotated[str | None, typer.Option()] = None
+) -> None:
+    """Take a version out of service (not the champion)."""
+    _order("archive", name, version, reason)
+
+
+@models_app.command("train")
+def models_train(
+    name: str,
+    reason: Annotated[str, typer.Option()] = "requested by hand",
+    max_rows: Annotated[int | None, typer.Option(help="the last N labelled events")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="override, as key=value")] = None,
+) -> None:
+    """Ask the trainer for a run, and show what it and the gate made of it."""
+    params = dict(p.split("=", 1) for p in param or [])
+    with console.status(f"training {name}..."):
+        try:
+            outcome = asyncio.run(
+                control.train(Settings(), name, _operator(), reason, max_rows, params)
+            )
+        except (TidelineError, OSError) as exc:
+            raise _fail(exc) from exc
+    for status in outcome.statuses:
+        console.print(f"trainer: {status['state']}: {status['message']}")
+    if outcome.decision is None:
+        raise typer.Exit(code=1)
+    m = outcome.decision["model"]
+    console.print(
+        f"registry: v{m['version']} {outcome.decision['action']}: {outcome.decision['reason']}"
+    )
 
 
 @app.command("demo")

@@ -56,6 +56,15 @@ class Registry:
             None,
         )
 
+    def challenger(self, name: str) -> Record | None:
+        model = self.models.get(name, Model())
+        return next((v for v in model.versions.values() if "challenger" in v["aliases"]), None)
+
+    def find(self, name: str, trigger: Record) -> Record | None:
+        """The version trained for `trigger` (a run redone after a crash is not registered twice)."""
+        model = self.models.get(name, Model())
+        return next((v for v in model.versions.values() if v["trigger"] == trigger), None)
+
     def version(self, name: str, number: int) -> Record:
         try:
             return self.models[name].versions[number]
@@ -91,6 +100,39 @@ class Registry:
             number = max(staging, key=model.changed.__getitem__)
         return self.promote(name, number, "rolled_back", reason, decided_by, at)
 
+    def register(self, version: Record, decided_by: str, at: datetime) -> list[Record]:
+        """A new version, in state candidate: numbered after every version of its name."""
+        number = self.next_version(version["model_name"])
+        fresh = {**version, "version": number, "state": "candidate", "aliases": []}
+        return [_update(fresh, "candidate", [], "registered", "a new candidate", decided_by, at)]
+
+    def reject(
+        self, name: str, number: int, reason: str, decided_by: str, at: datetime, challenger: bool
+    ) -> list[Record]:
+        """`number` does not become champion; as the challenger, it is still scored in shadow."""
+        target = self.version(name, number)
+        if not challenger:
+            return [_update(target, "rejected", [], "rejected", reason, decided_by, at)]
+        updates = []
+        current = self.challenger(name)
+        if current is not None and current["version"] != number:
+            aliases = [a for a in current["aliases"] if a != "challenger"]
+            updates.append(
+                _update(
+                    current,
+                    current["state"],
+                    aliases,
+                    "replaced",
+                    f"v{number} is the challenger",
+                    decided_by,
+                    at,
+                )
+            )
+        updates.append(
+            _update(target, "rejected", ["challenger"], "challenger", reason, decided_by, at)
+        )
+        return updates
+
     def archive(
         self, name: str, number: int, reason: str, decided_by: str, at: datetime
     ) -> list[Record]:
@@ -98,6 +140,31 @@ class Registry:
         if "champion" in target["aliases"]:
             raise TransitionError(f"{name} v{number} is the champion: promote another first")
         return [_update(target, "archived", [], "archived", reason, decided_by, at)]
+
+    def carry_out(self, order: Record, at: datetime) -> list[Record]:
+        """The transitions an operator's tideline.RegistryCommand asks for.
+
+        Raises TransitionError when it cannot be carried out (unknown version, archived...).
+        """
+        name, number = order["model_name"], order["version"]
+        reason = order["reason"] or f"{order['action']} by {order['requested_by']}"
+        by = order["requested_by"]
+        if order["action"] == "promote":
+            if number is None:
+                raise TransitionError("promote needs a version")
+            updates = self.promote(name, number, "promoted", reason, by, at)
+        elif order["action"] == "rollback":
+            updates = self.rollback(name, number, reason, by, at)
+        elif order["action"] == "archive":
+            if number is None:
+                raise TransitionError("archive needs a version")
+            updates = self.archive(name, number, reason, by, at)
+        else:
+            raise TransitionError(
+                f"unknown action {order['action']!r}: promote, rollback or archive"
+            )
+        # the command's id names its updates, so whoever sent it can find the outcome
+        return [u | {"update_id": f"{order['command_id']}-{i}"} for i, u in enumerate(updates)]
 
     def listing(self) -> list[Record]:
         """Every version of every model, by name and version."""

@@ -38,6 +38,20 @@ def _fingerprints(settings: Settings, project: Project) -> dict[str, str]:
     }
 
 
+async def _reference(
+    settings: Settings, project: Project, since_ms: int | None, until_ms: int | None = None
+) -> dict[str, Any]:
+    ranges = await streams.offset_ranges(settings, settings.topic("features"), since_ms, until_ms)
+    # labels arrive after their events: read them from `since` up to now
+    ranges += await streams.offset_ranges(settings, settings.topic("labels"), since_ms)
+    return {
+        "ranges": [vars(r) for r in ranges],
+        "schema_fingerprints": _fingerprints(settings, project),
+        "feature_version": project.features.version,
+        "rows": -1,
+    }
+
+
 async def build(
     settings: Settings,
     project: Project,
@@ -45,20 +59,15 @@ async def build(
     until: datetime | None = None,
 ) -> TrainingSet:
     """Vectors of events in [since, until) with every label that has arrived for them so far."""
-    since_ms = None if since is None else epoch_millis(since)
-    until_ms = None if until is None else epoch_millis(until)
-    ranges = await streams.offset_ranges(settings, settings.topic("features"), since_ms, until_ms)
-    # labels arrive after their events: read them from `since` up to now
-    ranges += await streams.offset_ranges(settings, settings.topic("labels"), since_ms)
     return await rebuild(
         settings,
         project,
-        {
-            "ranges": [vars(r) for r in ranges],
-            "schema_fingerprints": _fingerprints(settings, project),
-            "feature_version": project.features.version,
-            "rows": -1,
-        },
+        await _reference(
+            settings,
+            project,
+            None if since is None else epoch_millis(since),
+            None if until is None else epoch_millis(until),
+        ),
     )
 
 
@@ -71,15 +80,112 @@ async def rebuild(settings: Settings, project: Project, ref: dict[str, Any]) -> 
         )
     if ref["schema_fingerprints"] != _fingerprints(settings, project):
         raise DatasetError("dataset was written with other schemas than this project's")
+    vectors, labels = await _read(settings, project, ref)
+    return _select(project, ref, vectors, labels)
+
+
+async def split(
+    settings: Settings,
+    project: Project,
+    since: datetime | None = None,
+    max_rows: int | None = None,
+    holdout: float = 0.2,
+) -> tuple[TrainingSet, TrainingSet]:
+    """The labelled events from `since` (the last `max_rows` of them, if given) as a
+    training set and a holdout: the most recent `holdout` share, by event time.
+
+    Both are cut at offsets, per partition, so each has a DatasetRef of its own that
+    `rebuild` turns back into exactly the same rows.
+    """
+    ref = await _reference(settings, project, None if since is None else epoch_millis(since))
+    vectors, labels = await _read(settings, project, ref)
+    times = _select(project, ref, vectors, labels).frame["event_time"]
+    first = 0 if max_rows is None else max(0, len(times) - max_rows)
+    held = max(1, round((len(times) - first) * holdout)) if len(times) > first else 0
+    start_at, cut_at = times.iloc[first:].min(), times.iloc[len(times) - held :].min()
+    features = settings.topic("features")
+    train_ranges, holdout_ranges = [], []
+    for r in ref["ranges"]:
+        if r["topic"] != features:
+            train_ranges.append(r)
+            holdout_ranges.append(r)
+            continue
+        mine = [v for v in vectors if v.partition == r["partition"] and v.event_id in labels]
+        lo = min((v.offset for v in mine if v.row[2] >= start_at), default=r["end"])
+        cut = max(lo, min((v.offset for v in mine if v.row[2] >= cut_at), default=r["end"]))
+        train_ranges.append(r | {"start": lo, "end": cut})
+        holdout_ranges.append(r | {"start": cut})
+    parts = []
+    for ranges in (train_ranges, holdout_ranges):
+        part = ref | {"ranges": ranges}
+        inside = [v for v in vectors if _within(v, ranges, features)]
+        parts.append(_select(project, part, inside, labels))
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class _Vector:
+    partition: int
+    offset: int
+    event_id: str
+    row: tuple[Any, ...]  # event id, entity id, event time, the features
+    feature_version: str
+
+
+def _within(vector: _Vector, ranges: Sequence[dict[str, Any]], topic: str) -> bool:
+    return any(
+        r["topic"] == topic
+        and r["partition"] == vector.partition
+        and r["start"] <= vector.offset < r["end"]
+        for r in ranges
+    )
+
+
+async def _read(
+    settings: Settings, project: Project, ref: dict[str, Any]
+) -> tuple[list[_Vector], dict[str, Any]]:
+    """The vectors in `ref`'s features ranges, in log order, and the labels by event id."""
     ranges = [streams.OffsetRange(**r) for r in ref["ranges"]]
     labels = await _labels(
         settings, project, [r for r in ranges if r.topic == settings.topic("labels")]
     )
-    rows = await _rows(
-        settings, project, [r for r in ranges if r.topic == settings.topic("features")], labels
-    )
+    decoder, names = serde.Decoder([project.feature_schema]), project.features.names
+    vectors = []
+    features = [r for r in ranges if r.topic == settings.topic("features")]
+    async for message in streams.read_ranges(settings, features):
+        vector = decoder.decode_as(project.feature_schema, message.value)
+        values = vector["values"]
+        vectors.append(
+            _Vector(
+                message.partition,
+                message.offset,
+                vector["event_id"],
+                (
+                    vector["event_id"],
+                    vector["entity_id"],
+                    vector["event_time"],
+                    *(values[n] for n in names),
+                ),
+                vector["feature_version"],
+            )
+        )
+    return vectors, labels
+
+
+def _select(
+    project: Project, ref: dict[str, Any], vectors: Sequence[_Vector], labels: dict[str, Any]
+) -> TrainingSet:
+    """The rows of labelled vectors of this feature version, each event once, by time."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    version = project.features.version
+    for vector in vectors:
+        # a replayed vector repeats the first; other definitions' vectors are not this set's
+        event_id = vector.event_id
+        if event_id in rows or event_id not in labels or vector.feature_version != version:
+            continue
+        rows[event_id] = (*vector.row, labels[event_id])
     frame = pd.DataFrame.from_records(
-        rows,
+        list(rows.values()),
         columns=[
             "event_id",
             "entity_id",
@@ -101,32 +207,3 @@ async def _labels(
         record = decoder.decode_as(project.label_schema, message.value)
         labels[record["event_id"]] = record["payload"][field]  # a later label corrects
     return labels
-
-
-async def _rows(
-    settings: Settings,
-    project: Project,
-    ranges: Sequence[streams.OffsetRange],
-    labels: dict[str, Any],
-) -> list[tuple[Any, ...]]:
-    decoder, version, names = (
-        serde.Decoder([project.feature_schema]),
-        project.features.version,
-        project.features.names,
-    )
-    rows: dict[str, tuple[Any, ...]] = {}
-    async for message in streams.read_ranges(settings, list(ranges)):
-        vector = decoder.decode_as(project.feature_schema, message.value)
-        event_id = vector["event_id"]
-        # a replayed vector repeats the first; other definitions' vectors are not this set's
-        if event_id in rows or event_id not in labels or vector["feature_version"] != version:
-            continue
-        values = vector["values"]
-        rows[event_id] = (
-            event_id,
-            vector["entity_id"],
-            vector["event_time"],
-            *(values[n] for n in names),
-            labels[event_id],
-        )
-    return list(rows.values())

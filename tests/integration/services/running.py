@@ -9,10 +9,13 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from tideline import kafka, service
+from tideline import kafka, serde, service, synthetic
+from tideline.durations import epoch_millis
+from tideline.project import Project
 from tideline.settings import Settings
 
 from ...projects import EXAMPLES
@@ -123,3 +126,33 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+async def publish_labelled(
+    settings: Settings,
+    definition: Project,
+    count: int,
+    start: datetime,
+    concept: synthetic.Concept,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """`count` events' feature vectors on `features` and their labels on `labels`, as the
+    feature store and ingest would have written them; returns the vector records."""
+    generator = synthetic.Generator(definition, entities=100, seed=seed)
+    events = generator.stream(start, count, timedelta(seconds=1))
+    pairs = list(synthetic.labelled_vectors(definition, events, concept))
+    vectors = [v for v, _ in pairs]
+    await produce(
+        settings,
+        "features",
+        [serde.encode(definition.feature_schema, v) for v in vectors],
+        keys=[v["entity_id"].encode() for v in vectors],
+        timestamps_ms=[epoch_millis(v["event_time"]) for v in vectors],
+    )
+    await produce(
+        settings,
+        "labels",
+        [serde.encode(definition.label_schema, label) for _, label in pairs],
+        keys=[label["event_id"].encode() for _, label in pairs],
+    )
+    return vectors

@@ -1,0 +1,171 @@
+"""What an operator sends, and the answer they wait for: registry commands and training
+requests, as records on Kafka (what `tideline models ...` does).
+
+An order is checked against the registry's state first, so a wrong one fails at once
+with its reason; then it is sent and the service's answer awaited on its topic.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from tideline import kafka, schemas, serde
+from tideline.errors import TidelineError
+from tideline.models import UPDATE_SCHEMA, ModelClient
+from tideline.registry import Record
+from tideline.settings import Settings
+
+COMMAND_SCHEMA = schemas.load("tideline.RegistryCommand")
+REQUEST_SCHEMA = schemas.load("tideline.TrainingRequest")
+STATUS_SCHEMA = schemas.load("tideline.TrainerStatus")
+ENDED = {"published", "failed", "joined"}  # what a run's last status says
+
+
+class NoAnswerError(TidelineError):
+    """The service did not answer in time: is it running?"""
+
+
+@dataclass
+class _Watch:
+    """A topic read from where it ends now, for the answer to what we are about to send."""
+
+    settings: Settings
+    topic: str
+    schema: schemas.Schema
+    start: dict[TopicPartition, int]
+
+    @classmethod
+    async def open(cls, settings: Settings, name: str, schema: schemas.Schema) -> "_Watch":
+        topic = settings.topic(name)
+        partitions = [TopicPartition(topic, p) for p in await kafka.partitions(settings, topic)]
+        consumer = kafka.consumer(settings, group_id=None)
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(partitions)
+        finally:
+            await consumer.stop()
+        return cls(settings, topic, schema, ends)
+
+    async def until(
+        self, done: Callable[[list[Record]], bool], timeout_s: float, service: str
+    ) -> list[Record]:
+        decoder, found = serde.Decoder([self.schema]), list[Record]()
+        consumer = kafka.consumer(self.settings, group_id=None)
+        await consumer.start()
+        try:
+            consumer.assign(list(self.start))
+            for tp, offset in self.start.items():
+                consumer.seek(tp, offset)
+            deadline = _now() + timeout_s
+            while not done(found):
+                if _now() > deadline:
+                    raise NoAnswerError(
+                        f"no answer on {self.topic} in {timeout_s:.0f}s:"
+                        f" is `tideline run {service}` running?"
+                    )
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    found += [decoder.decode_as(self.schema, m.value) for m in messages]
+        finally:
+            await consumer.stop()
+        return found
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+async def _send(settings: Settings, name: str, key: str, value: bytes) -> None:
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(name), value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def command(
+    settings: Settings,
+    action: str,
+    model_name: str,
+    version: int | None,
+    requested_by: str,
+    reason: str | None = None,
+    timeout_s: float = 60,
+) -> list[Record]:
+    """Promote, roll back or archive; returns the `models.updated` records it caused."""
+    at = datetime.now(UTC)
+    order: dict[str, Any] = {
+        "command_id": uuid.uuid4().hex,
+        "action": action,
+        "model_name": model_name,
+        "version": version,
+        "requested_by": requested_by,
+        "reason": reason,
+        "requested_at": at,
+    }
+    state = await ModelClient(settings).registry()
+    expected = len(state.carry_out(order, at))  # raises if it cannot be
+    watch = await _Watch.open(settings, "models.updated", UPDATE_SCHEMA)
+    await _send(settings, "registry.commands", model_name, serde.encode(COMMAND_SCHEMA, order))
+    prefix = f"{order['command_id']}-"
+    found = await watch.until(
+        lambda seen: sum(u["update_id"].startswith(prefix) for u in seen) >= expected,
+        timeout_s,
+        "registry",
+    )
+    return [u for u in found if u["update_id"].startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    statuses: list[Record]  # the run's tideline.TrainerStatus records
+    decision: Record | None  # the registry's verdict; None if no candidate was published
+
+
+async def train(
+    settings: Settings,
+    model_name: str,
+    requested_by: str,
+    reason: str = "requested",
+    max_rows: int | None = None,
+    params: dict[str, str] | None = None,
+    timeout_s: float = 600,
+) -> TrainingOutcome:
+    """Ask for a run and wait for its end: the trainer's statuses and the gate's verdict."""
+    request: dict[str, Any] = {
+        "request_id": uuid.uuid4().hex,
+        "model_name": model_name,
+        "reason": reason,
+        "requested_by": requested_by,
+        "requested_at": datetime.now(UTC),
+        "max_rows": max_rows,
+        "params": params or {},
+    }
+    statuses = await _Watch.open(settings, "trainer.status", STATUS_SCHEMA)
+    updates = await _Watch.open(settings, "models.updated", UPDATE_SCHEMA)
+    await _send(settings, "training.requests", model_name, serde.encode(REQUEST_SCHEMA, request))
+
+    def mine(records: list[Record]) -> list[Record]:
+        return [r for r in records if r["trigger"]["id"] == request["request_id"]]
+
+    found = mine(
+        await statuses.until(
+            lambda seen: any(s["state"] in ENDED for s in mine(seen)), timeout_s, "trainer"
+        )
+    )
+    if found[-1]["state"] != "published":
+        return TrainingOutcome(found, None)
+
+    def verdicts(records: list[Record]) -> list[Record]:
+        return [
+            u
+            for u in records
+            if u["model"]["trigger"]["id"] == request["request_id"] and u["action"] != "registered"
+        ]
+
+    decided = await updates.until(lambda seen: bool(verdicts(seen)), timeout_s, "registry")
+    return TrainingOutcome(found, verdicts(decided)[0])

@@ -1,0 +1,181 @@
+"""Model families, chosen by configuration: a name and string parameters, never code.
+
+Every family turns the same feature rows into a model made only of library types
+(scikit-learn, river), so the artifact loads anywhere without Tideline's code, and
+scores the same way for the trainer, the registry's gate and serving.
+
+Families (classification / regression):
+- `gradient_boosting`: scikit-learn HistGradientBoostingClassifier / Regressor
+- `linear`: scikit-learn LogisticRegression / Ridge
+- `river_linear`: river LogisticRegression / LinearRegression behind a StandardScaler,
+  learnt one row at a time, so it can keep learning between retrains
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from river import base as river_base
+from river import linear_model as river_linear
+from river import preprocessing as river_preprocessing
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from tideline.errors import TidelineError
+from tideline.evaluation import Task
+from tideline.features import NUMERIC
+from tideline.project import Project
+
+
+class LearnerError(TidelineError):
+    """An unknown family, parameters it does not take, or data it cannot learn from."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The project's features split by how a model reads them."""
+
+    numeric: list[str]
+    categorical: list[str]  # strings and booleans: one-hot encoded
+
+    @classmethod
+    def of(cls, project: Project) -> "Columns":
+        types = {f.name: f.avro_type(project.event.fields) for f in project.features.all}
+        return cls(
+            [n for n, t in types.items() if t in NUMERIC],
+            [n for n, t in types.items() if t not in NUMERIC],
+        )
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def frame(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """The model input: numeric columns as floats (NaN when missing), the rest as text."""
+        data = (
+            pd.DataFrame(rows, columns=self.names) if not isinstance(rows, pd.DataFrame) else rows
+        )
+        out = pd.DataFrame(index=data.index)
+        for name in self.numeric:
+            out[name] = pd.to_numeric(data[name], errors="coerce").astype(float)
+        for name in self.categorical:
+            out[name] = [None if v is None else str(v) for v in data[name]]
+        return out
+
+
+def _params(raw: Mapping[str, str]) -> dict[str, Any]:
+    # values are strings in the records (Avro map<string>); YAML gives them their types
+    return {name: yaml.safe_load(value) for name, value in raw.items()}
+
+
+def _sklearn(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
+    def make(columns: Columns, params: dict[str, Any]) -> Pipeline:
+        prepare = ColumnTransformer(
+            [
+                (
+                    "numeric",
+                    make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                    columns.numeric,
+                ),
+                ("categorical", OneHotEncoder(handle_unknown="ignore"), columns.categorical),
+            ]
+        )
+        return Pipeline([("prepare", prepare), ("model", estimator(**params))])
+
+    return make
+
+
+def _river(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
+    def make(columns: Columns, params: dict[str, Any]) -> Any:
+        return river_preprocessing.StandardScaler() | estimator(**params)
+
+    return make
+
+
+FAMILIES: dict[str, dict[Task, Callable[[Columns, dict[str, Any]], Any]]] = {
+    "gradient_boosting": {
+        "classification": _sklearn(HistGradientBoostingClassifier),
+        "regression": _sklearn(HistGradientBoostingRegressor),
+    },
+    "linear": {
+        "classification": _sklearn(LogisticRegression),
+        "regression": _sklearn(Ridge),
+    },
+    "river_linear": {
+        "classification": _river(river_linear.LogisticRegression),
+        "regression": _river(river_linear.LinearRegression),
+    },
+}
+# Fixed seeds, so that retraining on the same rows gives the same model.
+DEFAULTS: dict[str, dict[str, str]] = {"gradient_boosting": {"random_state": "0"}}
+
+
+def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:
+    """The parameters a model of `family` is made with: its defaults, overridden by `params`."""
+    if family not in FAMILIES:
+        raise LearnerError(f"unknown model family {family!r}; one of {sorted(FAMILIES)}")
+    return {**DEFAULTS.get(family, {}), **params}
+
+
+def make(family: str, task: Task, columns: Columns, params: Mapping[str, str]) -> Any:
+    """An untrained model of `family` for `task`."""
+    try:
+        return FAMILIES[family][task](columns, _params(parameters(family, params)))
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
+        raise LearnerError(f"{family} does not take parameters {dict(params)}: {exc}") from exc
+
+
+def _river_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    # river reads dicts: a missing value is a missing key, a category is a one-hot key
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if value is None or value != value:
+            continue
+        if isinstance(value, str):
+            out[f"{name}={value}"] = 1.0
+        else:
+            out[name] = value
+    return out
+
+
+def _is_river(model: Any) -> bool:
+    # a bool, not a narrowing: river's base classes do not declare learn_one and the like
+    return isinstance(model, river_base.Estimator)
+
+
+def _target(task: Task, labels: Sequence[Any]) -> np.ndarray[Any, Any]:
+    if task == "classification":
+        return np.asarray(labels, dtype=bool)
+    return np.asarray(labels, dtype=float)
+
+
+def fit(model: Any, task: Task, x: pd.DataFrame, labels: Sequence[Any]) -> Any:
+    """Train `model` on `x` (from Columns.frame) and the labels, in row order."""
+    y = _target(task, labels)
+    if _is_river(model):
+        for row, target in zip(x.to_dict("records"), y.tolist(), strict=True):
+            model.learn_one(_river_row(row), target)
+        return model
+    try:
+        return model.fit(x, y)
+    except ValueError as exc:
+        raise LearnerError(f"training failed: {exc}") from exc
+
+
+def scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
+    """One score a row: the positive class's probability, or the predicted value."""
+    if _is_river(model):
+        rows = [_river_row(r) for r in x.to_dict("records")]
+        if task == "classification":
+            return [float(model.predict_proba_one(r).get(True, 0.0)) for r in rows]
+        return [float(model.predict_one(r)) for r in rows]
+    if task == "classification":
+        return [float(s) for s in model.predict_proba(x)[:, 1]]
+    return [float(s) for s in model.predict(x)]

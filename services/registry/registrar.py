@@ -1,0 +1,194 @@
+"""Candidates and commands in; artifact chunks and `models.updated` records out.
+
+A candidate is verified (its inline artifact must match its sha256 and hold only
+trusted types), its artifact chunked onto `models.artifacts` and acknowledged, then
+registered, then judged: its holdout rebuilt from its DatasetRef, it and the champion
+scored on the same rows, and the gate decides. A candidate seen again (a run redone
+after a crash, a batch redone after ours) is not registered twice.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from tideline import artifacts, learners, schemas, serde, streams, training
+from tideline.errors import TidelineError
+from tideline.models import UPDATE_SCHEMA
+from tideline.project import Project
+from tideline.registry import Record, Registry, TransitionError
+from tideline.settings import Settings
+
+from services.registry import gate, metrics
+from services.registry.settings import RegistrySettings
+from services.registry.versions import version_record
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_SCHEMA = schemas.load("tideline.ModelCandidate")
+COMMAND_SCHEMA = schemas.load("tideline.RegistryCommand")
+DECIDED_BY = "gate"
+
+
+class Registrar:
+    def __init__(
+        self,
+        settings: Settings,
+        own: RegistrySettings,
+        project: Project,
+        registry: Registry,
+        send_chunks: Callable[[list[streams.Produce]], Awaitable[None]],
+    ) -> None:
+        self.settings, self.own, self.project = settings, own, project
+        self.registry, self.send_chunks = registry, send_chunks
+        self.columns = learners.Columns.of(project)
+        self._decoder = serde.Decoder([CANDIDATE_SCHEMA, COMMAND_SCHEMA])
+        self._models: dict[str, Any] = {}  # sha256 -> loaded model
+        self._candidates = settings.topic("models.candidates")
+        for name in registry.models:
+            self._count_champion(name)
+
+    async def handle(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
+        out = []
+        for message in messages:
+            try:
+                if message.topic == self._candidates:
+                    candidate = self._decoder.decode_as(CANDIDATE_SCHEMA, message.value)
+                    updates = await self._candidate(candidate)
+                else:
+                    updates = self._command(self._decoder.decode_as(COMMAND_SCHEMA, message.value))
+            except TidelineError as exc:  # undecodable: nothing to register, nothing to lose
+                log.error("unreadable record at %s/%d: %s", message.topic, message.offset, exc)
+                continue
+            out += [self._publish(u) for u in updates]
+        return out
+
+    def _publish(self, update: Record) -> streams.Produce:
+        version = update["model"]
+        log.info(
+            "%s v%d: %s (%s)",
+            version["model_name"],
+            version["version"],
+            update["action"],
+            update["reason"],
+            extra={"state": version["state"], "aliases": version["aliases"]},
+        )
+        self._count_champion(version["model_name"])
+        return streams.Produce(
+            self.settings.topic("models.updated"),
+            f"{version['model_name']}:{version['version']}".encode(),
+            serde.encode(UPDATE_SCHEMA, update),
+        )
+
+    def _count_champion(self, name: str) -> None:
+        champion = self.registry.champion(name)
+        metrics.CHAMPION.labels(name).set(0 if champion is None else champion["version"])
+
+    def _command(self, order: dict[str, Any]) -> list[Record]:
+        try:
+            updates = self.registry.carry_out(order, datetime.now(UTC))
+        except TransitionError as exc:
+            log.warning("command %s refused: %s", order["command_id"], exc)
+            metrics.COMMANDS.labels(order["action"], "refused").inc()
+            return []
+        metrics.COMMANDS.labels(order["action"], "done").inc()
+        return [self._apply(u) for u in updates]
+
+    async def _candidate(self, candidate: dict[str, Any]) -> list[Record]:
+        name = candidate["model_name"]
+        try:
+            model = artifacts.load(candidate["artifact"], candidate["artifact_sha256"])
+        except artifacts.ArtifactError as exc:
+            log.error("candidate %s refused: %s", candidate["candidate_id"], exc)
+            metrics.CANDIDATES.labels("refused").inc()
+            return []
+        updates: list[Record] = []
+        found = self.registry.find(name, candidate["trigger"])
+        if found is not None and found["state"] != "candidate":
+            metrics.CANDIDATES.labels("duplicate").inc()
+            return []
+        if found is None:
+            ref, chunks = artifacts.chunks(candidate["artifact"], self.settings)
+            await self.send_chunks(chunks)  # acknowledged before any record names them
+            updates = [
+                self._apply(u)
+                for u in self.registry.register(
+                    version_record(candidate, ref), DECIDED_BY, datetime.now(UTC)
+                )
+            ]
+            found = updates[-1]["model"]
+        self._models[found["artifact"]["sha256"]] = model
+        return updates + await self._judge(found, model)
+
+    def _apply(self, update: Record) -> Record:
+        # applied as it is made, so the next step and the next message see it; if its
+        # send then fails, the service stops and rebuilds its state from the topic
+        self.registry.apply(update)
+        return update
+
+    async def _judge(self, version: Record, model: Any) -> list[Record]:
+        started = time.perf_counter()
+        name, number, task = version["model_name"], version["version"], self.project.label.task
+        policy = gate.Policy(self.own.gate_metric(task), self.own.margin)
+        try:
+            holdout = await training.rebuild(self.settings, self.project, version["holdout"])
+            if holdout.frame.empty:
+                raise training.DatasetError("the holdout has no labelled rows")
+            x = self.columns.frame(holdout.frame)
+            labels = holdout.frame[self.project.label.field].tolist()
+            scores = await asyncio.to_thread(learners.scores, model, task, x)
+        except Exception as exc:  # any failure to score its own holdout fails validation
+            return self._rejected(version, f"validation failed: {exc}", challenger=False)
+        champion_scores = None
+        champion = self.registry.champion(name)
+        if champion is not None and champion["version"] != number:
+            try:
+                theirs = await self._model(champion)
+                champion_scores = await asyncio.to_thread(learners.scores, theirs, task, x)
+            except Exception as exc:  # the gate then says the champion cannot score it
+                log.warning("champion v%d cannot score the holdout: %s", champion["version"], exc)
+                champion_scores = [math.nan] * len(labels)
+        decision = gate.decide(
+            policy,
+            task,
+            labels,
+            scores,
+            champion_scores,
+            self.project.features.version,
+            version["feature_version"],
+        )
+        metrics.GATE_SECONDS.observe(time.perf_counter() - started)
+        if not decision.promote:
+            return self._rejected(version, decision.reason, challenger=bool(decision.candidate))
+        metrics.CANDIDATES.labels("promoted").inc()
+        at = datetime.now(UTC)
+        return [
+            self._apply(u)
+            for u in self.registry.promote(
+                name, number, "promoted", decision.reason, DECIDED_BY, at
+            )
+        ]
+
+    def _rejected(self, version: Record, reason: str, challenger: bool) -> list[Record]:
+        challenger = challenger and self.own.challenger
+        metrics.CANDIDATES.labels("challenger" if challenger else "rejected").inc()
+        updates = self.registry.reject(
+            version["model_name"],
+            version["version"],
+            reason,
+            DECIDED_BY,
+            datetime.now(UTC),
+            challenger,
+        )
+        return [self._apply(u) for u in updates]
+
+    async def _model(self, version: Record) -> Any:
+        ref = version["artifact"]
+        if ref["sha256"] not in self._models:
+            data = await artifacts.fetch(self.settings, ref)
+            self._models[ref["sha256"]] = artifacts.load(data, ref["sha256"])
+        return self._models[ref["sha256"]]

@@ -1,0 +1,172 @@
+"""A training run, from trigger to candidate: wait for labels (after a drift), read the
+training set and holdout, fit, publish the candidate; say on `trainer.status` what it
+is doing. A run that fails publishes no candidate, only the failure."""
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from tideline import artifacts, schemas, serde, training
+from tideline.project import Project
+from tideline.settings import Settings
+
+from services.trainer import metrics
+from services.trainer.fitting import Fitted, TrainingError, fit
+from services.trainer.settings import TrainerSettings
+from services.trainer.triggers import Trigger
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_SCHEMA = schemas.load("tideline.ModelCandidate")
+STATUS_SCHEMA = schemas.load("tideline.TrainerStatus")
+
+
+class Trainer:
+    def __init__(
+        self,
+        settings: Settings,
+        own: TrainerSettings,
+        project: Project,
+        model_name: str,
+        producer: AIOKafkaProducer,
+        code_version: str,
+    ) -> None:
+        self.settings, self.own, self.project = settings, own, project
+        self.model_name, self.producer, self.code_version = model_name, producer, code_version
+
+    async def status(self, trigger: Trigger, state: str, message: str, **details: Any) -> None:
+        strings = {k: str(v) for k, v in details.items()}
+        record = {
+            "status_id": uuid.uuid4().hex,
+            "model_name": self.model_name,
+            "state": state,
+            "trigger": trigger.record,
+            "message": message,
+            "details": strings,
+            "at": datetime.now(UTC),
+        }
+        log.info("%s: %s", state, message, extra={"trigger": trigger.record, **strings})
+        await self.producer.send_and_wait(
+            self.settings.topic("trainer.status"),
+            serde.encode(STATUS_SCHEMA, record),
+            key=self.model_name.encode(),
+        )
+
+    async def run(self, trigger: Trigger) -> bool:
+        """One run to its end; True if a candidate was published. Never raises."""
+        started = time.perf_counter()
+        try:
+            if trigger.since is not None:
+                await self._await_labels(trigger, trigger.since)
+            await self.status(trigger, "training", f"training {self.own.family}")
+            read_from = time.perf_counter()
+            train, holdout = await training.split(
+                self.settings,
+                self.project,
+                since=trigger.since,
+                max_rows=trigger.max_rows or self.own.window_rows,
+                holdout=self.own.holdout,
+            )
+            metrics.PHASE_SECONDS.labels("read").observe(time.perf_counter() - read_from)
+            fitted = await asyncio.to_thread(
+                fit,
+                self.project,
+                self.own.family,
+                {**self.own.params, **trigger.params},
+                train,
+                holdout,
+                self.own.min_rows,
+            )
+            for phase, seconds in fitted.seconds.items():
+                metrics.PHASE_SECONDS.labels(phase).observe(seconds)
+            publish_from = time.perf_counter()
+            candidate = self._candidate(trigger, train, holdout, fitted, started)
+            await self.producer.send_and_wait(
+                self.settings.topic("models.candidates"),
+                serde.encode(CANDIDATE_SCHEMA, candidate),
+                key=self.model_name.encode(),
+            )
+            metrics.PHASE_SECONDS.labels("publish").observe(time.perf_counter() - publish_from)
+        except TrainingError as exc:
+            return await self._failed(trigger, str(exc))
+        except Exception as exc:  # a library's error fails the run, not the trainer
+            log.exception("run failed")
+            return await self._failed(trigger, f"{type(exc).__name__}: {exc}")
+        metrics.RUNS.labels("published").inc()
+        await self.status(
+            trigger,
+            "published",
+            f"candidate {candidate['candidate_id']} trained on {train.ref['rows']} rows",
+            candidate_id=candidate["candidate_id"],
+            rows=train.ref["rows"],
+            holdout_rows=holdout.ref["rows"],
+            seconds=f"{time.perf_counter() - started:.2f}",
+            **fitted.metrics,
+        )
+        return True
+
+    async def _failed(self, trigger: Trigger, reason: str) -> bool:
+        metrics.RUNS.labels("failed").inc()
+        await self.status(trigger, "failed", reason)
+        return False
+
+    async def _await_labels(self, trigger: Trigger, since: datetime) -> None:
+        """Until `drift_labels` labelled events from after `since` are in, or fail."""
+        needed, started = self.own.drift_labels, time.perf_counter()
+        announced = -1
+        while True:
+            have = len((await training.build(self.settings, self.project, since=since)).frame)
+            metrics.LABELS_AWAITED.set(max(0, needed - have))
+            if have >= needed:
+                metrics.PHASE_SECONDS.labels("wait").observe(time.perf_counter() - started)
+                return
+            if announced < 0:
+                await self.status(
+                    trigger,
+                    "waiting",
+                    f"waiting for {needed} labelled events after {since.isoformat()}"
+                    f" (the new concept); {have} so far",
+                    needed=needed,
+                    have=have,
+                    since=since.isoformat(),
+                )
+                announced = have
+            if time.perf_counter() - started > self.own.drift_wait.total_seconds():
+                raise TrainingError(
+                    f"waited {self.own.drift_wait} for {needed} labelled events after"
+                    f" {since.isoformat()}; {have} arrived"
+                )
+            await asyncio.sleep(self.own.label_poll.total_seconds())
+
+    def _candidate(
+        self,
+        trigger: Trigger,
+        train: training.TrainingSet,
+        holdout: training.TrainingSet,
+        fitted: Fitted,
+        started: float,
+    ) -> dict[str, Any]:
+        return {
+            "candidate_id": uuid.uuid4().hex,
+            "model_name": self.model_name,
+            "task": self.project.label.task,
+            "family": self.own.family,
+            "params": fitted.params,
+            "feature_names": self.project.features.names,
+            "metrics": fitted.metrics,
+            "dataset": train.ref,
+            "holdout": holdout.ref,
+            "trigger": trigger.record,
+            "code_version": self.code_version,
+            "trained_at": datetime.now(UTC),
+            "duration_ms": round((time.perf_counter() - started) * 1000),
+            "reference": fitted.reference,
+            "prediction_reference": fitted.prediction_reference,
+            "artifact_format": artifacts.FORMAT,
+            "artifact_sha256": artifacts.sha256(fitted.artifact),
+            "artifact": fitted.artifact,
+        }

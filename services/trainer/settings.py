@@ -1,0 +1,39 @@
+"""The trainer's configuration, from TIDELINE_TRAINER_* environment variables."""
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tideline.durations import Duration
+
+
+class TrainerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDELINE_TRAINER_", extra="forbid")
+
+    metrics_port: int = 9104
+    group_id: str | None = None  # default: "<topic prefix>trainer"
+    model_name: str | None = Field(default=None, description="Default: the project's name.")
+    family: str = Field(default="gradient_boosting", description="See tideline.learners.")
+    params: dict[str, str] = Field(default={}, description='JSON, e.g. {"max_iter": "200"}.')
+    window_rows: int | None = Field(
+        default=50_000, description="Train on the last N labelled events (holdout included)."
+    )
+    holdout: float = Field(default=0.2, gt=0, lt=1, description="Most recent share held out.")
+    min_rows: int = Field(default=200, description="Fewer labelled training rows: the run fails.")
+    cooldown: Duration = Field(
+        default=timedelta(seconds=60),
+        description="Triggers within this long after a run ends join it instead of starting one.",
+    )
+    drift_labels: int = Field(
+        default=2_000,
+        description="A drift-triggered run waits for this many labelled events after the"
+        " detection point, and trains on them alone.",
+    )
+    drift_wait: Duration = Field(
+        default=timedelta(minutes=30), description="How long it waits before it fails."
+    )
+    label_poll: Duration = Field(default=timedelta(seconds=2))
+    schedule_every: Duration | None = Field(default=None, description="Retrain every so long.")
+    schedule_labels: int | None = Field(
+        default=None, description="Retrain after every N new labels."
+    )

@@ -1,0 +1,285 @@
+"""`tideline run trainer` and `tideline run registry` on the real broker: a request becomes a
+champion any subscriber can load; worse models are kept out; rollback; restart; tampering;
+drift runs wait for the new concept; failures are reported, not published."""
+
+import asyncio
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from tideline import (
+    artifacts,
+    control,
+    kafka,
+    learners,
+    project,
+    schemas,
+    serde,
+    synthetic,
+    training,
+)
+from tideline.models import ModelClient
+from tideline.settings import Settings
+
+from services.trainer.fitting import fit
+
+from ...projects import EXAMPLES
+from .running import Service, collect, environment, produce, publish_labelled
+
+pytestmark = pytest.mark.integration
+
+CARDS = project.load(EXAMPLES[0])
+NAME = CARDS.name
+CANDIDATE = schemas.load("tideline.ModelCandidate")
+DRIFT = schemas.load("tideline.DriftEvent")
+WEAK = {"max_iter": "1", "max_depth": "1"}  # one shallow tree: a worse gradient boosting
+TRAINER_ENV = {
+    "TIDELINE_TRAINER_COOLDOWN": "0s",
+    "TIDELINE_TRAINER_MIN_ROWS": "100",
+    "TIDELINE_TRAINER_WINDOW_ROWS": "3000",
+    "TIDELINE_TRAINER_DRIFT_LABELS": "400",
+    "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
+}
+
+
+@pytest.fixture
+def running() -> Iterator[list[Service]]:
+    services: list[Service] = []
+    yield services
+    for s in services:
+        if s.alive():
+            s.stop(signal.SIGKILL)
+
+
+def _start(name: str, settings: Settings, services: list[Service]) -> Service:
+    svc = Service(name, settings)
+    if name == "trainer":
+        svc.env |= TRAINER_ENV
+    svc.start()
+    services.append(svc)
+    svc.wait_for("tideline_last_poll_timestamp_seconds", 1)
+    return svc
+
+
+async def _stack(settings: Settings, services: list[Service], rows: int) -> datetime:
+    """Topics, `rows` labelled events from an hour ago, a trainer and a registry."""
+    await kafka.create_topics(settings)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    await publish_labelled(settings, CARDS, rows, start, synthetic.Concept(CARDS, seed=7))
+    _start("trainer", settings, services)
+    _start("registry", settings, services)
+    return start
+
+
+async def _train(
+    settings: Settings, params: dict[str, str] | None = None
+) -> control.TrainingOutcome:
+    return await control.train(settings, NAME, "test", params=params, timeout_s=120)
+
+
+def _decode(schema: schemas.Schema, data: bytes) -> dict[str, Any]:
+    return serde.Decoder([schema]).decode_as(schema, data)
+
+
+def _states(registry: Any) -> dict[int, tuple[str, list[str]]]:
+    return {v["version"]: (v["state"], v["aliases"]) for v in registry.listing()}
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tideline.cli", *args],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_request_to_champion_gate_rollback_and_restart(
+    settings: Settings, running: list[Service]
+) -> None:
+    await _stack(settings, running, rows=2500)
+
+    first = await _train(settings, WEAK)
+    assert [s["state"] for s in first.statuses] == ["training", "published"]
+    assert first.decision is not None
+    assert first.decision["action"] == "promoted"
+    assert first.decision["reason"] == "first model of its name, and it passes validation"
+
+    second = await _train(settings)
+    assert second.decision is not None
+    assert (second.decision["action"], second.decision["model"]["version"]) == ("promoted", 2)
+    assert second.decision["reason"].startswith("roc_auc ")
+    assert "vs champion" in second.decision["reason"]
+
+    # the champion, from Kafka alone, predicts exactly as the trainer's model did
+    (raw,) = [
+        _decode(CANDIDATE, m.value)
+        for m in await collect(settings, "models.candidates", 2)
+        if _decode(CANDIDATE, m.value)["trigger"] == second.decision["model"]["trigger"]
+    ]
+    trained = artifacts.load(raw["artifact"], raw["artifact_sha256"])
+    champion = await ModelClient(settings).load(NAME)
+    assert champion.number == 2
+    holdout = await training.rebuild(settings, CARDS, champion.version["holdout"])
+    x = learners.Columns.of(CARDS).frame(holdout.frame)
+    assert learners.scores(champion.model, "classification", x) == learners.scores(
+        trained, "classification", x
+    )
+    assert champion.version["metrics"] == raw["metrics"]
+    assert champion.version["artifact"]["sha256"] == raw["artifact_sha256"]
+
+    worse = await _train(settings, WEAK)
+    assert worse.decision is not None
+    assert worse.decision["action"] == "challenger"
+    assert worse.decision["model"]["state"] == "rejected"
+    assert "vs champion" in worse.decision["reason"]
+    assert worse.decision["reason"].endswith("margin 0.005")
+    assert (await ModelClient(settings).load(NAME)).number == 2
+
+    rolled = _cli(settings, "models", "rollback", NAME, "--reason", "v2 misbehaves")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert f"{NAME} v1: rolled_back -> production" in rolled.stdout
+    state = await ModelClient(settings).registry()
+    assert _states(state) == {
+        1: ("production", ["champion"]),
+        2: ("staging", []),
+        3: ("rejected", ["challenger"]),
+    }
+    listed = _cli(settings, "models", "list", NAME)
+    assert listed.returncode == 0
+
+    # killed and restarted, the registry knows what it knew: a rollback now goes back to v2
+    registry = running[1]
+    registry.stop(signal.SIGKILL)
+    restarted = _start("registry", settings, running)
+    assert restarted.metric("tideline_registry_champion_version", model=NAME) == 1
+    assert _cli(settings, "models", "list", NAME).stdout == listed.stdout
+    updates = await control.command(settings, "rollback", NAME, None, "test")
+    assert [(u["action"], u["model"]["version"]) for u in updates] == [
+        ("replaced", 1),
+        ("rolled_back", 2),
+    ]
+    refused = _cli(settings, "models", "promote", NAME, "9")
+    assert refused.returncode == 1
+    assert f"{NAME} has no version 9" in refused.stdout
+
+
+async def test_reproducible_from_the_dataset_reference(
+    settings: Settings, running: list[Service]
+) -> None:
+    start = await _stack(settings, running, rows=1500)
+    split = await training.split(settings, CARDS, max_rows=3000, holdout=0.2)
+    outcome = await _train(settings)
+    assert outcome.decision is not None
+    version = outcome.decision["model"]
+    # more data arrives; the references still name exactly what the model saw
+    await publish_labelled(
+        settings, CARDS, 300, start + timedelta(hours=1), synthetic.Concept(CARDS, seed=7), seed=1
+    )
+    train = await training.rebuild(settings, CARDS, version["dataset"])
+    holdout = await training.rebuild(settings, CARDS, version["holdout"])
+    pd.testing.assert_frame_equal(train.frame, split[0].frame)
+    pd.testing.assert_frame_equal(holdout.frame, split[1].frame)
+    assert (len(train.frame), len(holdout.frame)) == (1200, 300)
+    assert set(train.frame["event_id"]).isdisjoint(holdout.frame["event_id"])
+    assert train.frame["event_time"].max() <= holdout.frame["event_time"].min()
+
+    again = fit(CARDS, version["family"], version["params"], train, holdout, min_rows=100)
+    assert again.metrics == version["metrics"]
+    stored = await ModelClient(settings).load_version(version)
+    x = learners.Columns.of(CARDS).frame(holdout.frame)
+    assert learners.scores(stored.model, "classification", x) == again.holdout_scores
+
+
+async def test_tampered_artifacts_are_refused(settings: Settings, running: list[Service]) -> None:
+    await _stack(settings, running, rows=800)
+    outcome = await _train(settings)
+    assert outcome.decision is not None
+    (message,) = await collect(settings, "models.candidates", 1)
+    candidate = _decode(CANDIDATE, message.value)
+    data = candidate["artifact"]
+    tampered = candidate | {
+        "candidate_id": uuid.uuid4().hex,
+        "trigger": {"kind": "request", "id": "tampered"},
+        "artifact": data[:-1] + bytes([data[-1] ^ 1]),
+    }
+    await produce(settings, "models.candidates", [serde.encode(CANDIDATE, tampered)], [b"x"])
+    registry = running[1]
+    registry.wait_for("tideline_registry_candidates_total", 2)
+    assert registry.metric("tideline_registry_candidates_total", outcome="refused") == 1
+    assert [v["version"] for v in (await ModelClient(settings).registry()).listing()] == [1]
+
+    # a chunk overwritten on the compacted topic: subscribers refuse the model
+    ref = outcome.decision["model"]["artifact"]
+    chunk = artifacts.chunks(data, settings)[1][0]
+    piece = _decode(artifacts.CHUNK_SCHEMA, chunk.value)
+    piece["data"] = bytes([piece["data"][0] ^ 1]) + piece["data"][1:]
+    await produce(
+        settings, "models.artifacts", [serde.encode(artifacts.CHUNK_SCHEMA, piece)], [chunk.key]
+    )
+    with pytest.raises(artifacts.ArtifactError, match=f"{ref['sha256']} does not match"):
+        await ModelClient(settings).load(NAME)
+
+
+async def test_a_drift_burst_waits_for_the_new_concept_and_trains_once(
+    settings: Settings, running: list[Service]
+) -> None:
+    start = await _stack(settings, running, rows=600)
+    detected = start + timedelta(hours=1)
+    drifts: list[dict[str, Any]] = [
+        {
+            "drift_id": f"drift-{i}",
+            "model_name": NAME,
+            "model_version": None,
+            "kind": "concept",
+            "detector": "ADWIN",
+            "features": [],
+            "severity": 1.0,
+            "window_start": start,
+            "window_end": detected,
+            "detected_at": datetime.now(UTC),
+            "details": {},
+        }
+        for i in range(3)
+    ]
+    await produce(settings, "monitor.drift", [serde.encode(DRIFT, d) for d in drifts], [b"x"] * 3)
+    trainer = running[0]
+    trainer.wait_for("tideline_trainer_labels_awaited", 1)  # waiting: nothing after detection yet
+    await publish_labelled(settings, CARDS, 500, detected, synthetic.Concept(CARDS, seed=8), seed=1)
+    trainer.wait_for("tideline_trainer_runs_total", 1, timeout_s=120)
+    await asyncio.sleep(2)
+    assert trainer.metric("tideline_trainer_runs_total", outcome="published") == 1
+    assert trainer.metric("tideline_trainer_triggers_total", kind="drift", outcome="joined") == 2
+
+    state = await ModelClient(settings).registry()
+    (version,) = state.listing()
+    assert version["trigger"] == {"kind": "drift", "id": "drift-0"}
+    trained_on = await training.rebuild(settings, CARDS, version["dataset"])
+    assert trained_on.frame["event_time"].min() >= detected  # the new concept only
+    statuses = [s["state"] for s in await _statuses(settings)]
+    assert "waiting" in statuses
+    assert (statuses.count("joined"), statuses.count("published")) == (2, 1)
+
+
+async def _statuses(settings: Settings) -> list[dict[str, Any]]:
+    schema = schemas.load("tideline.TrainerStatus")
+    return [_decode(schema, m.value) for m in await collect(settings, "trainer.status", 1)]
+
+
+async def test_a_run_without_enough_labels_fails_and_publishes_nothing(
+    settings: Settings, running: list[Service]
+) -> None:
+    await _stack(settings, running, rows=60)
+    outcome = await _train(settings)
+    assert outcome.decision is None
+    assert outcome.statuses[-1]["state"] == "failed"
+    assert "at least 100" in outcome.statuses[-1]["message"]
+    assert running[0].alive()
+    assert await collect(settings, "models.candidates", 0, timeout_s=2) == []
