@@ -66,7 +66,7 @@ class Columns:
         for name in self.numeric:
             out[name] = pd.to_numeric(data[name], errors="coerce").astype(float)
         for name in self.categorical:
-            out[name] = [None if v is None else str(v) for v in data[name]]
+            out[name] = [None if v is None or v != v else str(v) for v in data[name]]
         return out
 
 
@@ -126,8 +126,9 @@ def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:
 
 def make(family: str, task: Task, columns: Columns, params: Mapping[str, str]) -> Any:
     """An untrained model of `family` for `task`."""
+    chosen = parameters(family, params)
     try:
-        return FAMILIES[family][task](columns, _params(parameters(family, params)))
+        return FAMILIES[family][task](columns, _params(chosen))
     except (TypeError, ValueError, yaml.YAMLError) as exc:
         raise LearnerError(f"{family} does not take parameters {dict(params)}: {exc}") from exc
 

@@ -9,11 +9,11 @@ from tideline.registry import Registry, TransitionError
 AT = datetime(2026, 11, 24, tzinfo=UTC)
 
 
-def _registration(registry: Registry, name: str) -> dict[str, Any]:
+def _registration(registry: Registry, name: str, trigger: str = "") -> dict[str, Any]:
     """The record that registers the next version of `name`."""
-    version = {"model_name": name, "version": registry.next_version(name)}
-    version |= {"state": "candidate", "aliases": []}
-    return {"action": "registered", "model": version, "reason": "", "decided_by": "gate", "at": AT}
+    version = {"model_name": name, "trigger": {"kind": "request", "id": trigger}}
+    (update,) = registry.register(version, "gate", AT)
+    return update
 
 
 def _registered(registry: Registry, name: str = "fraud") -> int:
@@ -92,3 +92,67 @@ def test_replaying_the_published_events_rebuilds_the_same_state() -> None:
             rebuilt.apply(update)
         assert rebuilt.listing() == registry.listing()
         assert rebuilt.rollback("fraud", None, "", "ops", AT)[-1]["model"]["version"] == 3
+
+
+def test_registering_numbers_versions_per_name_and_finds_them_by_trigger() -> None:
+    registry, log = Registry(), list[dict[str, Any]]()
+    for name, trigger in [("fraud", "r1"), ("churn", "r2"), ("fraud", "r3")]:
+        _carry_out(registry, [_registration(registry, name, trigger)], log)
+    assert [(u["model"]["model_name"], u["model"]["version"]) for u in log] == [
+        ("fraud", 1),
+        ("churn", 1),
+        ("fraud", 2),
+    ]
+    assert {u["action"] for u in log} == {"registered"}
+    found = registry.find("fraud", {"kind": "request", "id": "r3"})
+    assert found is not None
+    assert (found["version"], found["state"]) == (2, "candidate")
+    assert registry.find("fraud", {"kind": "request", "id": "r2"}) is None
+
+
+def test_a_rejected_candidate_may_become_the_challenger_and_hand_the_alias_on() -> None:
+    registry, log = Registry(), list[dict[str, Any]]()
+    versions = [_registered(registry) for _ in range(4)]
+    _carry_out(registry, registry.promote("fraud", versions[0], "promoted", "", "gate", AT), log)
+    _carry_out(registry, registry.reject("fraud", 2, "-0.01", "gate", AT, challenger=True), log)
+    _carry_out(registry, registry.reject("fraud", 3, "NaN", "gate", AT, challenger=False), log)
+    _carry_out(registry, registry.reject("fraud", 4, "-0.02", "gate", AT, challenger=True), log)
+    assert [u["action"] for u in log] == [
+        "promoted",
+        "challenger",
+        "rejected",
+        "replaced",
+        "challenger",
+    ]
+    states = {v["version"]: (v["state"], v["aliases"]) for v in registry.listing()}
+    assert states == {
+        1: ("production", ["champion"]),
+        2: ("rejected", []),
+        3: ("rejected", []),
+        4: ("rejected", ["challenger"]),
+    }
+
+
+def test_commands_are_carried_out_and_their_updates_named_by_the_command() -> None:
+    registry, log = Registry(), list[dict[str, Any]]()
+    first, second = _registered(registry), _registered(registry)
+    order = {
+        "command_id": "c1",
+        "action": "promote",
+        "model_name": "fraud",
+        "version": second,
+        "requested_by": "ops",
+        "reason": None,
+        "requested_at": AT,
+    }
+    updates = registry.carry_out(order, AT)
+    _carry_out(registry, updates, log)
+    assert [u["update_id"] for u in updates] == ["c1-0"]
+    assert (updates[0]["reason"], updates[0]["decided_by"]) == ("promote by ops", "ops")
+    archive = order | {"command_id": "c2", "action": "archive", "version": first}
+    _carry_out(registry, registry.carry_out(archive, AT), log)
+    assert registry.version("fraud", first)["state"] == "archived"
+    with pytest.raises(TransitionError, match="promote needs a version"):
+        registry.carry_out(order | {"version": None}, AT)
+    with pytest.raises(TransitionError, match="unknown action 'delete'"):
+        registry.carry_out(order | {"action": "delete"}, AT)

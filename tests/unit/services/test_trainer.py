@@ -1,0 +1,107 @@
+"""The trainer without Kafka: coalescing, the schedule, and a fit's checks and results."""
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from tideline import project, synthetic
+from tideline.training import TrainingSet
+
+from services.trainer.coalesce import Coalescer
+from services.trainer.fitting import TrainingError, fit
+from services.trainer.triggers import Schedule, Trigger
+
+from ...projects import EXAMPLES
+
+CARDS = project.load(EXAMPLES[0])
+T0 = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _trigger(kind: str, offset: int) -> Trigger:
+    return Trigger(kind, f"{kind}-{offset}", source=(f"{kind}s", 0, offset))
+
+
+def test_a_burst_of_drift_events_is_one_run() -> None:
+    coalescer = Coalescer(cooldown_s=60)
+    assert coalescer.offer(_trigger("drift", 0), now=0) == "start"
+    assert coalescer.offer(_trigger("drift", 1), now=1) == "joined"
+    assert coalescer.offer(_trigger("drift", 2), now=2) == "joined"
+    assert coalescer.commit_offsets() == {("drifts", 0): 0}  # nothing resolved yet
+    assert coalescer.finish(now=30) is None
+    assert coalescer.commit_offsets() == {("drifts", 0): 3}
+    assert coalescer.offer(_trigger("drift", 3), now=60) == "joined"  # within the cooldown
+    assert coalescer.offer(_trigger("drift", 4), now=91) == "start"
+
+
+def test_a_drift_during_another_run_runs_next() -> None:
+    coalescer = Coalescer(cooldown_s=60)
+    assert coalescer.offer(_trigger("request", 0), now=0) == "start"
+    assert coalescer.offer(_trigger("drift", 0), now=1) == "queued"
+    assert coalescer.offer(_trigger("drift", 1), now=2) == "joined"
+    assert coalescer.offer(_trigger("request", 1), now=3) == "joined"
+    assert coalescer.commit_offsets() == {("requests", 0): 0, ("drifts", 0): 0}
+    queued = coalescer.finish(now=10)
+    assert queued is not None
+    assert queued.id == "drift-0"
+    assert coalescer.commit_offsets() == {("requests", 0): 2, ("drifts", 0): 0}
+    assert coalescer.finish(now=20) is None
+    assert coalescer.commit_offsets() == {("requests", 0): 2, ("drifts", 0): 2}
+
+
+def test_the_schedule_counts_time_and_labels() -> None:
+    schedule = Schedule(timedelta(minutes=10), 1000, T0, seen=500)
+    assert schedule.due(T0 + timedelta(minutes=5), labels_seen=1400) is None
+    by_labels = schedule.due(T0 + timedelta(minutes=6), labels_seen=1500)
+    assert by_labels is not None
+    assert by_labels.kind == "schedule"
+    assert "1000 new labels" in by_labels.id
+    assert schedule.due(T0 + timedelta(minutes=15), labels_seen=1500) is None
+    by_time = schedule.due(T0 + timedelta(minutes=16), labels_seen=1500)
+    assert by_time is not None
+    assert "every 0:10:00" in by_time.id
+    assert Schedule(None, None, T0, 0).due(T0 + timedelta(days=9), 10**9) is None
+
+
+def _sets(rows: int, concept_seed: int = 7) -> tuple[TrainingSet, TrainingSet]:
+    events = synthetic.Generator(CARDS, entities=50, seed=3).stream(T0, rows, timedelta(seconds=5))
+    pairs = synthetic.labelled_vectors(CARDS, events, synthetic.Concept(CARDS, concept_seed))
+    frame = pd.DataFrame(
+        [
+            {
+                "event_id": v["event_id"],
+                "entity_id": v["entity_id"],
+                "event_time": v["event_time"],
+                **v["values"],
+                "is_fraud": label["payload"]["is_fraud"],
+            }
+            for v, label in pairs
+        ]
+    )
+    cut = int(len(frame) * 0.8)
+    return TrainingSet(frame.iloc[:cut], {"rows": cut}), TrainingSet(frame.iloc[cut:], {})
+
+
+@pytest.mark.parametrize("family", ["gradient_boosting", "linear", "river_linear"])
+def test_every_family_learns_the_concept_and_records_references(family: str) -> None:
+    train, holdout = _sets(3000)
+    fitted = fit(CARDS, family, {}, train, holdout, min_rows=100)
+    assert fitted.metrics["roc_auc"] > 0.8, fitted.metrics
+    assert set(fitted.metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}
+    assert [r["name"] for r in fitted.reference] == CARDS.features.names
+    channel = next(r for r in fitted.reference if r["name"] == "last_channel")
+    assert channel["kind"] == "categorical"
+    assert set(channel["categories"]) == {"app", "pos", "web"}
+    assert fitted.prediction_reference["sample_size"] == len(holdout.frame)
+    again = fit(CARDS, family, {}, train, holdout, min_rows=100)
+    assert again.metrics == fitted.metrics  # the same rows give the same model
+
+
+def test_runs_that_cannot_give_a_model_fail_with_the_reason() -> None:
+    train, holdout = _sets(300)
+    with pytest.raises(TrainingError, match="240 labelled rows to train on, at least 500"):
+        fit(CARDS, "linear", {}, train, holdout, min_rows=500)
+    one_class = TrainingSet(train.frame.assign(is_fraud=False), train.ref)
+    with pytest.raises(TrainingError, match="a single class: False"):
+        fit(CARDS, "linear", {}, one_class, holdout, min_rows=10)
+    with pytest.raises(TrainingError, match="no labelled rows left for the holdout"):
+        fit(CARDS, "linear", {}, train, TrainingSet(holdout.frame.iloc[:0], {}), min_rows=10)

@@ -1,0 +1,66 @@
+"""Model families as configuration: names, parameters, input frames, reference distributions."""
+
+import math
+
+import pytest
+from tideline import distributions, learners, project
+
+from ..projects import EXAMPLES
+
+CARDS = project.load(EXAMPLES[0])
+COLUMNS = learners.Columns.of(CARDS)
+
+
+def test_columns_follow_the_feature_types() -> None:
+    assert COLUMNS.categorical == ["last_channel"]
+    assert "amount" in COLUMNS.numeric
+    frame = COLUMNS.frame([{"amount": 3, "last_channel": None}, {"amount": None}])
+    assert math.isnan(frame["amount"][1])
+    assert list(frame["last_channel"]) == [None, None]
+
+
+def test_parameters_are_strings_typed_by_yaml_over_the_family_defaults() -> None:
+    assert learners.parameters("gradient_boosting", {"max_iter": "5"}) == {
+        "random_state": "0",
+        "max_iter": "5",
+    }
+    model = learners.make("gradient_boosting", "classification", COLUMNS, {"max_iter": "5"})
+    assert model.named_steps["model"].max_iter == 5
+
+
+def test_unknown_families_and_parameters_are_refused_by_name() -> None:
+    with pytest.raises(learners.LearnerError, match="unknown model family 'xgb'"):
+        learners.make("xgb", "classification", COLUMNS, {})
+    with pytest.raises(learners.LearnerError, match="does not take parameters"):
+        learners.make("linear", "classification", COLUMNS, {"depth": "3"})
+
+
+def test_numeric_references_bin_by_deciles() -> None:
+    reference = distributions.numeric("x", [float(i) for i in range(100)] + [math.nan])
+    assert reference["sample_size"] == 100
+    assert len(reference["edges"]) == 9
+    assert reference["proportions"] == [0.1] * 10
+    assert reference["quantiles"][0] == 0.0
+    assert reference["quantiles"][-1] == 99.0
+    assert distributions.numeric_bins(reference["edges"], [-5.0, 50.0, 1000.0]) == [
+        1,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        1,
+    ]
+
+
+def test_categorical_references_pool_the_rare_and_name_the_missing() -> None:
+    values = [f"c{i}" for i in range(25)] * 2 + [None] * 10
+    reference = distributions.categorical("x", values)
+    assert len(reference["categories"]) == distributions.TOP_CATEGORIES + 1
+    assert reference["categories"][-1] == distributions.OTHER
+    assert distributions.MISSING in reference["categories"]
+    assert math.isclose(sum(reference["proportions"]), 1.0)
+    assert distributions.categorical_bins(["a", distributions.OTHER], ["a", "b", "c"]) == [1, 2]
