@@ -49,9 +49,12 @@ def fresh() -> Settings:
 
 
 @contextmanager
-def running(service: str, settings: Settings, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    service: str, settings: Settings, port: int, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
+        **extra,
         "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
         "TIDELINE_PROJECT": PROJECT,
         f"TIDELINE_{service.upper()}_METRICS_PORT": str(port),
