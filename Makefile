@@ -42,6 +42,8 @@ bench: install
 	$(BIN)/python benchmarks/serde.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/featurestore.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/drift_policy.py
 
 # Online retrieval next to Feast, which lives in a venv of its own (it pins pandas < 3).
 BENCH_VENV := .venv-bench

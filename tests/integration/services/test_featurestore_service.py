@@ -227,21 +227,28 @@ async def test_no_skew_between_stream_offline_and_redis(
 
 
 async def _paced(
-    settings: Settings, definition: Project, raw: Sequence[dict[str, Any]], per_s: float
+    settings: Settings,
+    definition: Project,
+    raw: Sequence[dict[str, Any]],
+    per_s: float,
+    halfway: asyncio.Event | None = None,
 ) -> None:
+    """`raw` at `per_s`; if `halfway` is given, its second half waits until it is set."""
     step = 50
     for i in range(0, len(raw), step):
+        if halfway is not None and i >= len(raw) // 2:
+            await halfway.wait()
         await produce(settings, "events", **_encode(definition, raw[i : i + step]))
         await asyncio.sleep(step / per_s)
 
 
 async def _mid_stream(
-    settings: Settings, running: list[Service], seed: int
+    settings: Settings, running: list[Service], seed: int, halfway: asyncio.Event | None = None
 ) -> tuple[Project, int, "asyncio.Task[None]", Service]:
     """Events flowing in at 800/s, and a worker a fifth of the way through them."""
     definition = project.load(EXAMPLES[0])
     raw = _stream(definition, 4000, seed=seed)
-    producing = asyncio.create_task(_paced(settings, definition, raw, per_s=800))
+    producing = asyncio.create_task(_paced(settings, definition, raw, 800, halfway))
     first = _featurestore(settings, EXAMPLES[0], running)
     await asyncio.to_thread(first.wait_for, "tideline_featurestore_events_total", len(raw) / 5)
     return definition, len(raw), producing, first
@@ -265,8 +272,11 @@ async def test_a_second_worker_takes_over_partitions_with_their_state(
     topics: Settings, running: list[Service]
 ) -> None:
     settings = topics
-    definition, count, producing, first = await _mid_stream(settings, running, seed=13)
+    halfway = asyncio.Event()  # on a slow machine the stream could end before the second joins
+    definition, count, producing, first = await _mid_stream(settings, running, 13, halfway)
     second = _featurestore(settings, EXAMPLES[0], running)  # the group rebalances mid-stream
+    await asyncio.to_thread(second.wait_for, "tideline_last_poll_timestamp_seconds", 1)
+    halfway.set()
     await producing
     assert await _assert_no_skew(settings, definition) == count
     assert first.metric("tideline_featurestore_events_total") < count
