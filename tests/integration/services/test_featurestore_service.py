@@ -2,7 +2,7 @@
 
 import asyncio
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,15 +84,6 @@ def _latest(events: Sequence[windows.Event], offline: dict[str, Any]) -> dict[st
 async def topics(settings: Settings) -> Settings:
     await kafka.create_topics(settings)
     return settings
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for svc in started:
-        if svc.alive():
-            svc.stop(signal.SIGKILL)
 
 
 def _featurestore(settings: Settings, path: Path, running: list[Service]) -> Service:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,15 +45,6 @@ TRAINER_ENV = {
     "TIDELINE_TRAINER_DRIFT_LABELS": "400",
     "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
 }
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for s in services:
-        if s.alive():
-            s.stop(signal.SIGKILL)
 
 
 def _start(name: str, settings: Settings, services: list[Service]) -> Service:
