@@ -64,10 +64,13 @@ class Trainer:
                 await self._await_labels(trigger, trigger.since)
             await self.status(trigger, "training", f"training {self.own.family}")
             read_from = time.perf_counter()
+            since = trigger.since
+            if since is None and self.own.window is not None:
+                since = datetime.now(UTC) - self.own.window
             train, holdout = await training.split(
                 self.settings,
                 self.project,
-                since=trigger.since,
+                since=since,
                 max_rows=trigger.max_rows or self.own.window_rows,
                 holdout=self.own.holdout,
             )

@@ -18,6 +18,9 @@ class TrainerSettings(BaseSettings):
     window_rows: int | None = Field(
         default=50_000, description="Train on the last N labelled events (holdout included)."
     )
+    window: Duration | None = Field(
+        default=None, description="Train only on events of this last stretch of time, e.g. 7d."
+    )
     holdout: float = Field(default=0.2, gt=0, lt=1, description="Most recent share held out.")
     min_rows: int = Field(default=200, description="Fewer labelled training rows: the run fails.")
     cooldown: Duration = Field(

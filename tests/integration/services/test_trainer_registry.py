@@ -47,22 +47,22 @@ TRAINER_ENV = {
 }
 
 
-def _start(name: str, settings: Settings, services: list[Service]) -> Service:
+def _start(name: str, settings: Settings, services: list[Service], **env: str) -> Service:
     svc = Service(name, settings)
     if name == "trainer":
-        svc.env |= TRAINER_ENV
+        svc.env |= TRAINER_ENV | env
     svc.start()
     services.append(svc)
     svc.wait_for("tideline_last_poll_timestamp_seconds", 1)
     return svc
 
 
-async def _stack(settings: Settings, services: list[Service], rows: int) -> datetime:
-    """Topics, `rows` labelled events from an hour ago, a trainer and a registry."""
+async def _stack(settings: Settings, services: list[Service], rows: int, **env: str) -> datetime:
+    """Topics, `rows` labelled events a second apart from two hours ago, a trainer and a registry."""
     await kafka.create_topics(settings)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     await publish_labelled(settings, CARDS, rows, start, synthetic.Concept(CARDS, seed=7))
-    _start("trainer", settings, services)
+    _start("trainer", settings, services, **env)
     _start("registry", settings, services)
     return start
 
@@ -273,3 +273,19 @@ async def test_a_run_without_enough_labels_fails_and_publishes_nothing(
     assert "at least 100" in outcome.statuses[-1]["message"]
     assert running[0].alive()
     assert await collect(settings, "models.candidates", 0, timeout_s=2) == []
+
+
+async def test_a_time_window_trains_on_recent_events_only(
+    settings: Settings, running: list[Service]
+) -> None:
+    start = await _stack(settings, running, rows=1500, TIDELINE_TRAINER_WINDOW="100m")
+    asked = datetime.now(UTC)
+    outcome = await _train(settings)
+    assert outcome.decision is not None
+    version = outcome.decision["model"]
+    train = await training.rebuild(settings, CARDS, version["dataset"])
+    holdout = await training.rebuild(settings, CARDS, version["holdout"])
+    assert train.frame["event_time"].min() >= asked - timedelta(minutes=100, seconds=5)
+    # events run to start + 1,500 s; the window holds about the last 300 of them
+    assert 280 <= len(train.frame) + len(holdout.frame) <= 320
+    assert holdout.frame["event_time"].max() < start + timedelta(seconds=1500)
