@@ -5,6 +5,7 @@ An order is checked against the registry's state first, so a wrong one fails at 
 with its reason; then it is sent and the service's answer awaited on its topic.
 """
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,9 +61,9 @@ class _Watch:
             consumer.assign(list(self.start))
             for tp, offset in self.start.items():
                 consumer.seek(tp, offset)
-            deadline = _now() + timeout_s
+            deadline = time.monotonic() + timeout_s
             while not done(found):
-                if _now() > deadline:
+                if time.monotonic() > deadline:
                     raise NoAnswerError(
                         f"no answer on {self.topic} in {timeout_s:.0f}s:"
                         f" is `tideline run {service}` running?"
@@ -72,10 +73,6 @@ class _Watch:
         finally:
             await consumer.stop()
         return found
-
-
-def _now() -> float:
-    return datetime.now(UTC).timestamp()
 
 
 async def _send(settings: Settings, name: str, key: str, value: bytes) -> None:

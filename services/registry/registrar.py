@@ -136,10 +136,13 @@ class Registrar:
         policy = gate.Policy(self.own.gate_metric(task), self.own.margin)
         try:
             holdout = await training.rebuild(self.settings, self.project, version["holdout"])
-            if holdout.frame.empty:
-                raise training.DatasetError("the holdout has no labelled rows")
-            x = self.columns.frame(holdout.frame)
-            labels = holdout.frame[self.project.label.field].tolist()
+        except training.DatasetError as exc:  # Kafka's own errors stop us instead: redone
+            return self._rejected(version, f"validation failed: {exc}", challenger=False)
+        if holdout.frame.empty:
+            return self._rejected(version, "validation failed: empty holdout", challenger=False)
+        x = self.columns.frame(holdout.frame)
+        labels = holdout.frame[self.project.label.field].tolist()
+        try:
             scores = await asyncio.to_thread(learners.scores, model, task, x)
         except Exception as exc:  # any failure to score its own holdout fails validation
             return self._rejected(version, f"validation failed: {exc}", challenger=False)

@@ -23,7 +23,7 @@ from tideline import (
     synthetic,
     training,
 )
-from tideline.models import ModelClient
+from tideline.models import UPDATE_SCHEMA, ModelClient
 from tideline.settings import Settings
 
 from services.trainer.fitting import fit
@@ -205,6 +205,27 @@ async def test_tampered_artifacts_are_refused(settings: Settings, running: list[
     registry.wait_for("tideline_registry_candidates_total", 2)
     assert registry.metric("tideline_registry_candidates_total", outcome="refused") == 1
     assert [v["version"] for v in (await ModelClient(settings).registry()).listing()] == [1]
+
+    # intact, but trained on other feature definitions: registered, and rejected for it
+    elsewhere = candidate | {
+        "trigger": {"kind": "request", "id": "other-features"},
+        "dataset": candidate["dataset"] | {"feature_version": "0123abcd"},
+        "holdout": candidate["holdout"] | {"feature_version": "0123abcd"},
+    }
+    await produce(settings, "models.candidates", [serde.encode(CANDIDATE, elsewhere)], [b"x"])
+    registry.wait_for("tideline_registry_candidates_total", 3)
+    rejected = (await ModelClient(settings).registry()).version(NAME, 2)
+    assert (rejected["state"], rejected["aliases"]) == ("rejected", [])
+    (verdict,) = [
+        u
+        for u in (
+            _decode(UPDATE_SCHEMA, m.value) for m in await collect(settings, "models.updated", 4)
+        )
+        if u["action"] == "rejected"
+    ]
+    assert verdict["reason"] == (
+        f"validation failed: dataset has feature version 0123abcd, the project {CARDS.features.version}"
+    )
 
     # a chunk overwritten on the compacted topic: subscribers refuse the model
     ref = outcome.decision["model"]["artifact"]
