@@ -5,16 +5,15 @@ An order is checked against the registry's state first, so a wrong one fails at 
 with its reason; then it is sent and the service's answer awaited on its topic.
 """
 
-import time
+import asyncio
 import uuid
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import TopicPartition
-
-from tideline import kafka, schemas, serde
+from tideline import kafka, schemas, serde, streams
 from tideline.errors import TidelineError
 from tideline.models import UPDATE_SCHEMA, ModelClient
 from tideline.registry import Record
@@ -37,51 +36,38 @@ class _Watch:
     settings: Settings
     topic: str
     schema: schemas.Schema
-    start: dict[TopicPartition, int]
+    start: dict[int, int]  # partition to offset
 
     @classmethod
     async def open(cls, settings: Settings, name: str, schema: schemas.Schema) -> "_Watch":
         topic = settings.topic(name)
-        partitions = [TopicPartition(topic, p) for p in await kafka.partitions(settings, topic)]
-        consumer = kafka.consumer(settings, group_id=None)
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets(partitions)
-        finally:
-            await consumer.stop()
+        ends = {r.partition: r.end for r in await streams.offset_ranges(settings, topic)}
         return cls(settings, topic, schema, ends)
 
     async def until(
         self, done: Callable[[list[Record]], bool], timeout_s: float, service: str
     ) -> list[Record]:
         decoder, found = serde.Decoder([self.schema]), list[Record]()
-        consumer = kafka.consumer(self.settings, group_id=None)
-        await consumer.start()
         try:
-            consumer.assign(list(self.start))
-            for tp, offset in self.start.items():
-                consumer.seek(tp, offset)
-            deadline = time.monotonic() + timeout_s
-            while not done(found):
-                if time.monotonic() > deadline:
-                    raise NoAnswerError(
-                        f"no answer on {self.topic} in {timeout_s:.0f}s:"
-                        f" is `tideline run {service}` running?"
-                    )
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [decoder.decode_as(self.schema, m.value) for m in messages]
-        finally:
-            await consumer.stop()
-        return found
+            async with (
+                asyncio.timeout(timeout_s),
+                aclosing(streams.follow(self.settings, self.topic, self.start)) as messages,
+            ):
+                async for message in messages:
+                    found.append(decoder.decode_as(self.schema, message.value))
+                    if done(found):
+                        return found
+        except TimeoutError:
+            pass
+        raise NoAnswerError(
+            f"no answer on {self.topic} in {timeout_s:.0f}s: is `tideline run {service}` running?"
+        )
 
 
 async def _send(settings: Settings, name: str, key: str, value: bytes) -> None:
     producer = kafka.producer(settings)
-    await producer.start()
-    try:
+    async with kafka.started(producer):
         await producer.send_and_wait(settings.topic(name), value, key=key.encode())
-    finally:
-        await producer.stop()
 
 
 async def command(

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,16 @@ def consumer(
         "isolation_level": "read_committed",
     }
     return AIOKafkaConsumer(*topics, **(options | overrides))
+
+
+@asynccontextmanager
+async def started(*clients: AIOKafkaConsumer | AIOKafkaProducer) -> AsyncIterator[None]:
+    """Clients started, and stopped on the way out (in reverse order), whatever happens."""
+    async with AsyncExitStack() as stack:
+        for client in clients:
+            await client.start()
+            stack.push_async_callback(client.stop)
+        yield
 
 
 def admin(settings: Settings) -> AIOKafkaAdminClient:

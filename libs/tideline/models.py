@@ -6,12 +6,11 @@ after its sha256 matches the version record and every type in it is trusted.
 """
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import TopicPartition
-
-from tideline import artifacts, kafka, schemas, serde, streams
+from tideline import artifacts, schemas, serde, streams
 from tideline.registry import Record, Registry, TransitionError
 from tideline.settings import Settings
 
@@ -61,17 +60,6 @@ class ModelClient:
 
     async def updates(self) -> AsyncGenerator[Record, None]:
         """Every `models.updated` record from the start, then each new one as it comes."""
-        partitions = [
-            TopicPartition(self.topic, p) for p in await kafka.partitions(self.settings, self.topic)
-        ]
-        consumer = kafka.consumer(self.settings, group_id=None)
-        await consumer.start()
-        try:
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            while True:
-                for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                    for message in messages:
-                        yield self._decoder.decode_as(UPDATE_SCHEMA, message.value)
-        finally:
-            await consumer.stop()
+        async with aclosing(streams.follow(self.settings, self.topic)) as messages:
+            async for message in messages:
+                yield self._decoder.decode_as(UPDATE_SCHEMA, message.value)

@@ -6,7 +6,7 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +160,24 @@ async def read_back(
     """Every record of `topic` with a timestamp from `since_ms` up to the end as of now."""
     async for message in read_ranges(settings, await offset_ranges(settings, topic, since_ms)):
         yield message
+
+
+async def follow(
+    settings: Settings, topic: str, start: Mapping[int, int] | None = None
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
+    """Every record of `topic` from `start` (partition to offset; default: the first there
+    is), then each new one as it comes, until the caller stops reading (close it with
+    contextlib.aclosing, so the consumer stops then)."""
+    partitions = [TopicPartition(topic, p) for p in await kafka.partitions(settings, topic)]
+    consumer = kafka.consumer(settings, group_id=None)
+    async with kafka.started(consumer):
+        consumer.assign(partitions)
+        if start is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            for tp in partitions:
+                consumer.seek(tp, start[tp.partition])
+        while True:
+            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                for message in messages:
+                    yield message

@@ -33,20 +33,17 @@ async def serve() -> None:
     consumer = kafka.consumer(settings, group_id=own.group_id or settings.topic("featurestore"))
     consumer.subscribe([settings.topic("events")], listener=Restore(states))
     producer = kafka.producer(settings)
-    await consumer.start()
-    await producer.start()
     log.info("feature set %s, consuming %s", definition.features.version, settings.topic("events"))
     try:
-        await streams.run(
-            consumer,
-            producer,
-            batch_handler(settings, FeatureStore(definition), states, writer),
-            stop,
-            lambda: service.heartbeat("featurestore"),
-        )
+        async with kafka.started(consumer, producer):
+            await streams.run(
+                consumer,
+                producer,
+                batch_handler(settings, FeatureStore(definition), states, writer),
+                stop,
+                lambda: service.heartbeat("featurestore"),
+            )
     finally:
-        await consumer.stop()
-        await producer.stop()
         await writer.close()
 
 

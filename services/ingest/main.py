@@ -107,10 +107,8 @@ async def serve() -> None:
         settings, settings.topic("events.raw"), settings.topic("labels.raw"), group_id=own.group_id
     )
     producer = kafka.producer(settings)
-    await consumer.start()
-    await producer.start()
-    log.info("consuming %s", sorted(consumer.subscription()))
-    try:
+    async with kafka.started(consumer, producer):
+        log.info("consuming %s", sorted(consumer.subscription()))
         await streams.run(
             consumer,
             producer,
@@ -118,9 +116,6 @@ async def serve() -> None:
             stop,
             lambda: service.heartbeat("ingest"),
         )
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 def main() -> None:

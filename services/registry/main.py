@@ -35,14 +35,12 @@ async def serve() -> None:
         group_id=own.group_id or settings.topic("registry"),
     )
     producer = kafka.producer(settings)
-    await consumer.start()
-    await producer.start()
 
     async def send_chunks(chunks: list[streams.Produce]) -> None:
         sent = [await producer.send(c.topic, c.value, key=c.key) for c in chunks]
         await asyncio.gather(*sent)
 
-    try:
+    async with kafka.started(consumer, producer):
         await streams.run(
             consumer,
             producer,
@@ -50,9 +48,6 @@ async def serve() -> None:
             stop,
             lambda: service.heartbeat("registry"),
         )
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 def main() -> None:

@@ -310,3 +310,9 @@ async def test_a_time_window_trains_on_recent_events_only(
     # events run to start + 1,500 s; the window holds about the last 300 of them
     assert 280 <= len(train.frame) + len(holdout.frame) <= 320
     assert holdout.frame["event_time"].max() < start + timedelta(seconds=1500)
+
+
+async def test_without_a_trainer_a_request_says_so_in_time(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    with pytest.raises(control.NoAnswerError, match="is `tideline run trainer` running"):
+        await control.train(settings, NAME, "test", timeout_s=2)
