@@ -4,6 +4,7 @@ import asyncio
 import getpass
 import importlib
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from tideline import catalog, control, demo, project
+from tideline import catalog, control, demo, project, tail
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, existing_topics
 from tideline.models import ModelClient
@@ -31,6 +32,8 @@ app.add_typer(topics_app, name="topics")
 models_app = typer.Typer(no_args_is_help=True, help="Model versions: list, train, promote.")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
+monitor_app = typer.Typer(no_args_is_help=True, help="What the monitor sees, for operators.")
+app.add_typer(monitor_app, name="monitor")
 
 console = Console()
 
@@ -255,16 +258,39 @@ def models_train(
     )
 
 
+@monitor_app.command("tail")
+def monitor_tail(
+    from_beginning: Annotated[
+        bool, typer.Option(help="from the first record kept, not from now")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+) -> None:
+    """Follow monitor.metrics and monitor.drift (with the trainer's and registry's records)."""
+    _quiet_kafka_client()
+    try:
+        asyncio.run(tail.tail(Settings(), console, from_beginning, limit))
+    except KeyboardInterrupt:
+        pass
+    except TidelineError as exc:
+        raise _fail(exc) from exc
+
+
 @app.command("demo")
 def demo_command(
-    events: Annotated[int, typer.Option(help="card transactions to stream")] = 5000,
     stack: Annotated[bool, typer.Option(help="start and stop Kafka and Redis too")] = True,
+    drift: Annotated[
+        bool, typer.Option(help="change the concept mid-stream; --no-drift: a control run")
+    ] = True,
+    rate: Annotated[int, typer.Option(help="card transactions a second")] = demo.Plan.rate,
+    report: Annotated[Path | None, typer.Option(help="write the report here, as JSON")] = None,
 ) -> None:
-    """Stream card transactions through ingest and the feature store, and show the result."""
+    """The whole loop: stream, first model, concept drift, retrain, promotion, recovery."""
     _quiet_kafka_client()
     settings = Settings()
     try:
-        demo.run(settings, settings.project, events, stack, console)
+        demo.run(
+            settings, settings.project, demo.Plan(rate=rate, drift=drift), stack, console, report
+        )
     except (TidelineError, OSError, TimeoutError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc

@@ -1,9 +1,15 @@
-"""`tideline demo`: the platform as far as it goes today, end to end, on the real stack.
+"""`tideline demo`: the whole loop on the real stack; nobody presses anything but start.
 
-Card transactions go to `events.raw` as a business system would send them (JSON, a few
-of them broken), their labels follow, ingest validates, the feature store computes
-and materializes; the demo then shows a card's online features, the dead letters and
-a point-in-time training set, and stops everything it started.
+Card transactions stream to `events.raw` as a business system sends them (JSON, their
+labels a few seconds later, a few broken records among them) through all six services.
+Once enough labels are in, the demo asks for a first model. Then the rule behind the
+labels changes (a concept drift), and the platform has to notice, retrain, gate,
+promote and serve on its own. The demo prints a timeline and the accuracy of the
+served predictions before the drift, right after it, and once the new champion
+serves; then it stops everything it started.
+
+Each run has topics of its own (prefix `demo-<time>.`), so a run starts from nothing
+and leaves its records behind for inspection.
 """
 
 import asyncio
@@ -14,33 +20,331 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from tideline import kafka, project, synthetic, training
-from tideline.online_store import OnlineStore
+from tideline import control, kafka, project, schemas, serde, streams, synthetic
 from tideline.service import metric
 from tideline.settings import Settings
 from tideline.stack import local
 
-PORTS = {"ingest": 9101, "featurestore": 9102}
+PORTS = {
+    "ingest": 9101,
+    "featurestore": 9102,
+    "serving": 9103,
+    "trainer": 9104,
+    "monitor": 9105,
+    "registry": 9106,
+}
+HTTP_PORT = 8000
+# A demo's scale: metrics every 2 s, verdicts from 300 labels, a drift run trains on
+# the 1,000 labelled events after the detection.
+SERVICE_ENV = {
+    "TIDELINE_MONITOR_INTERVAL": "2s",
+    "TIDELINE_MONITOR_MIN_SAMPLES": "300",
+    "TIDELINE_TRAINER_DRIFT_LABELS": "1000",
+    "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
+}
+PREDICTION = schemas.load("tideline.Prediction")
+DRIFT = schemas.load("tideline.DriftEvent")
+STATUS = schemas.load("tideline.TrainerStatus")
+UPDATE = schemas.load("tideline.ModelUpdated")
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    rate: int = 400  # events a second
+    label_delay_s: float = 3.0
+    bootstrap: int = 3000  # labelled events before the first model is asked for
+    before: int = 3000  # events under the first concept once it serves
+    after: int = 10_000  # events from the drift point on
+    drift: bool = True  # False: a control run, the same length, the concept never changes
+    last_window: int = 1000  # served predictions the recovered accuracy is measured on
+
+
+@dataclass
+class Report:
+    drift: bool
+    topic_prefix: str
+    onset: float = 0.0  # wall clock of the first event after the drift point
+    drift_events: list[Record] = field(default_factory=list)
+    retrains: int = 0  # published runs after the first model
+    promotions: list[int] = field(default_factory=list)  # versions promoted after the first
+    first_served: dict[int, float] = field(default_factory=dict)  # version -> wall clock
+    accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)  # bucket: (acc, n)
+    labelled_to_detection: int | None = None  # events from the drift point to the detection
+    loop_s: float | None = None  # drift point to the new champion's first prediction
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # s from the drift point
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str, indent=1)
+
+
+class Traffic:
+    """Card transactions as JSON, their labels `label_delay_s` later, at `rate` a second."""
+
+    def __init__(self, settings: Settings, definition: project.Project, plan: Plan) -> None:
+        self.settings, self.definition, self.plan = settings, definition, plan
+        # a new seed each run: the demo's data is its own
+        self.generator = synthetic.Generator(definition, entities=500, seed=time.time_ns())
+        self.concepts = [synthetic.Concept(definition, seed=s) for s in (11, 12)]
+        self.labels: dict[str, bool] = {}
+        self.phase: dict[str, str] = {}
+        self.event_times: list[tuple[int, str]] = []  # (event time ms, phase), in order
+        self._due: deque[tuple[float, bytes, bytes]] = deque()
+        self.producer = kafka.producer(settings)
+
+    async def stream(self, count: int, phase: str, concept: int, progress: Progress) -> None:
+        task = progress.add_task(f"streaming: {phase}", total=count)
+        started, sent = time.monotonic(), 0
+        field_name = self.definition.label.field
+        while sent < count:
+            goal = min(count, int((time.monotonic() - started) * self.plan.rate) + 1)
+            for _ in range(goal - sent):
+                record = self.generator.event(datetime.now(UTC))
+                event_id, payload = record["event_id"], record["payload"]
+                label = bool(self.concepts[concept].label(record))
+                self.labels[event_id], self.phase[event_id] = label, phase
+                at = record["event_time"]
+                self.event_times.append((int(at.timestamp() * 1000), phase))
+                body = {"event_id": event_id, "event_time": at.isoformat()} | payload
+                await self.producer.send(
+                    self.settings.topic("events.raw"),
+                    json.dumps(body).encode(),
+                    key=record["entity_id"].encode(),
+                )
+                value = json.dumps({"event_id": event_id, field_name: label}).encode()
+                self._due.append(
+                    (time.monotonic() + self.plan.label_delay_s, event_id.encode(), value)
+                )
+            sent = goal
+            await self._send_due()
+            progress.update(task, completed=sent)
+            await asyncio.sleep(0.02)
+
+    async def _send_due(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        while self._due and (everything or self._due[0][0] <= now):
+            _, key, value = self._due.popleft()
+            await self.producer.send(self.settings.topic("labels.raw"), value, key=key)
+
+    async def flush_labels(self) -> None:
+        if self._due:
+            await asyncio.sleep(max(0.0, self._due[-1][0] - time.monotonic()))
+        await self._send_due(everything=True)
+        await self.producer.flush()
+
+    async def broken(self) -> int:
+        """Records ingest must refuse, each to the dead-letter topic with its reason."""
+        records = [
+            b"\x00\xffnot json",
+            json.dumps({"event_id": "no-fields"}).encode(),
+            json.dumps({"event_id": "fax", "card_id": "c", "channel": "fax"}).encode(),
+        ]
+        for value in records:
+            await self.producer.send(self.settings.topic("events.raw"), value)
+        return len(records)
+
+
+class Observer:
+    """Follows the platform's output topics and keeps what the report needs."""
+
+    def __init__(self, settings: Settings, console: Console, report: Report) -> None:
+        self.settings, self.console, self.report = settings, console, report
+        self.served: list[tuple[str, int, bool]] = []  # event id, version, predicted positive
+        self.statuses: list[Record] = []
+        self.updates: list[Record] = []
+        self.decoder = serde.Decoder([PREDICTION, DRIFT, STATUS, UPDATE])
+
+    def note(self, what: str) -> None:
+        since = time.time() - self.report.onset if self.report.onset else None
+        stamp = f"t={since:+6.1f}s" if since is not None else "        "
+        self.report.timeline.append((since if since is not None else 0.0, what))
+        self.console.print(f"[dim]{stamp}[/dim] {what}")
+
+    async def follow(self, topic: str) -> None:
+        async with aclosing(streams.follow(self.settings, self.settings.topic(topic))) as found:
+            async for message in found:
+                self.seen(self.decoder.decode(message.value)[1], topic)
+
+    def seen(self, record: Record, topic: str) -> None:
+        if topic == "predictions":
+            if record["shadow"]:
+                return
+            version = record["model_version"]
+            if version not in self.report.first_served:
+                self.report.first_served[version] = time.time()
+                self.note(f"serving: first prediction by v{version}")
+            self.served.append((record["event_id"], version, record["score"] >= 0.5))
+        elif topic == "monitor.drift":
+            self.report.drift_events.append(record)
+            self.note(
+                f"monitor.drift: {record['kind']} drift ({record['detector']}) on"
+                f" v{record['model_version']}, severity {record['severity']:.2f}"
+            )
+        elif topic == "trainer.status":
+            self.statuses.append(record)
+            self.note(
+                f"trainer: {record['state']} ({record['trigger']['kind']}) {record['message']}"
+            )
+        else:
+            self.updates.append(record)
+            model = record["model"]
+            if record["action"] in ("promoted", "challenger", "rejected"):
+                self.note(f"registry: v{model['version']} {record['action']}: {record['reason']}")
+
+
+def _served_ok(
+    traffic: Traffic, served: list[tuple[str, int, bool]]
+) -> list[tuple[str, int, bool]]:
+    """(phase, version, correct) of each served prediction, in arrival order."""
+    return [
+        (traffic.phase[e], v, positive == traffic.labels[e])
+        for e, v, positive in served
+        if e in traffic.phase
+    ]
+
+
+def _accuracy(rows: list[tuple[str, int, bool]]) -> tuple[float, int]:
+    return (sum(ok for *_, ok in rows) / len(rows), len(rows)) if rows else (float("nan"), 0)
+
+
+def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> None:
+    report = observer.report
+    rows = _served_ok(traffic, observer.served)
+    after = [r for r in rows if r[0] == "after"]
+    newer = sorted({v for _, v, _ in after if v != first})
+    report.accuracy = {
+        "before the drift point": _accuracy([r for r in rows if r[0] == "before"]),
+        f"after it, v{first} still serving": _accuracy([r for r in after if r[1] == first]),
+        "after it, the new champion": _accuracy([r for r in after if r[1] in newer]),
+        f"the last {plan.last_window} served": _accuracy(after[-plan.last_window :]),
+    }
+    report.retrains = sum(
+        s["state"] == "published" and s["trigger"]["kind"] != "request" for s in observer.statuses
+    )
+    report.promotions = [
+        u["model"]["version"]
+        for u in observer.updates
+        if u["action"] == "promoted" and u["model"]["version"] != first
+    ]
+    if report.drift_events:
+        detected = report.drift_events[0]["window_end"]
+        detected_ms = detected if isinstance(detected, int) else int(detected.timestamp() * 1000)
+        report.labelled_to_detection = sum(
+            1 for t, phase in traffic.event_times if phase == "after" and t <= detected_ms
+        )
+    served_new = [report.first_served[v] for v in newer if v in report.first_served]
+    if served_new:
+        report.loop_s = min(served_new) - report.onset
+
+
+async def _wait_metric(port: int, sample: str, total: float, what: str, **labels: str) -> None:
+    deadline = time.monotonic() + 180
+    while metric(port, sample, **labels) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: {sample} did not reach {total} in 3 minutes")
+        await asyncio.sleep(0.2)
+
+
+async def loop(
+    settings: Settings,
+    definition: project.Project,
+    plan: Plan,
+    ports: dict[str, int],
+    console: Console,
+) -> Report:
+    """Stream, bootstrap a first model, change the concept, watch the platform adapt."""
+    report = Report(drift=plan.drift, topic_prefix=settings.topic_prefix)
+    traffic = Traffic(settings, definition, plan)
+    observer = Observer(settings, console, report)
+    topics = ("predictions", "monitor.drift", "trainer.status", "models.updated")
+    watching = [asyncio.create_task(observer.follow(t)) for t in topics]
+    try:
+        async with kafka.started(traffic.producer):
+            with Progress(console=console, transient=True) as progress:
+                broken = await traffic.broken()
+                await traffic.stream(plan.bootstrap, "bootstrap", 0, progress)
+                await traffic.flush_labels()
+                await _wait_metric(
+                    ports["ingest"],
+                    "tideline_ingest_records_out_total",
+                    plan.bootstrap,
+                    "ingest",
+                    topic="labels",
+                )
+                await _wait_metric(
+                    ports["featurestore"],
+                    "tideline_featurestore_events_total",
+                    plan.bootstrap,
+                    "feature store",
+                )
+                observer.note(
+                    f"ingest refused {broken} broken records: see {settings.topic('ingest.dlq')}"
+                )
+                observer.note(f"{plan.bootstrap} labelled events in: asking for a first model")
+                outcome = await control.train(settings, definition.name, "demo", "bootstrap")
+                if outcome.decision is None or outcome.decision["action"] != "promoted":
+                    raise TimeoutError(f"the first model was not promoted: {outcome}")
+                first = outcome.decision["model"]["version"]
+                await _wait_metric(
+                    ports["serving"],
+                    "tideline_serving_model_version",
+                    first,
+                    "serving",
+                    role="champion",
+                )
+                await traffic.stream(plan.before, "before", 0, progress)
+                report.onset = time.time()
+                observer.note(
+                    "drift point: the rule behind the labels changes"
+                    if plan.drift
+                    else "control run: the rule never changes"
+                )
+                await traffic.stream(plan.after, "after", 1 if plan.drift else 0, progress)
+                await traffic.flush_labels()
+            await asyncio.sleep(3)  # the last predictions and drift verdicts
+    finally:
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+    _conclude(traffic, observer, first, plan)
+    return report
 
 
 @contextlib.contextmanager
-def _services(
-    settings: Settings, definition: Path
+def services(
+    settings: Settings, definition: Path, ports: dict[str, int], http_port: int
 ) -> Iterator[dict[str, "subprocess.Popen[bytes]"]]:
+    """All six services, on `settings`' stack and topics; SIGTERM to each on the way out."""
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TIDELINE_PROJECT": str(definition)}
+    env = (
+        os.environ
+        | SERVICE_ENV
+        | {
+            "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "TIDELINE_REDIS_URL": settings.redis_url,
+            "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
+            "TIDELINE_HOME": str(settings.home),
+            "TIDELINE_PROJECT": str(definition),
+            "TIDELINE_SERVING_HTTP_PORT": str(http_port),
+        }
+    )
+    env |= {f"TIDELINE_{name.upper()}_METRICS_PORT": str(port) for name, port in ports.items()}
     started = {}
     try:
-        for name in PORTS:
+        for name in ports:
             with (logs / f"{name}.log").open("ab") as log:
                 started[name] = subprocess.Popen(
                     [sys.executable, "-m", "tideline.cli", "run", name],
@@ -57,67 +361,41 @@ def _services(
             proc.wait(timeout=60)
 
 
-def _wait(
-    progress: Progress, what: str, service: str, total: int, sample: str, **labels: str
-) -> None:
-    task = progress.add_task(what, total=total)
-    deadline = time.monotonic() + 120
-    while (done := metric(PORTS[service], sample, **labels)) < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{service} did not get through {total} records in 2 minutes")
-        progress.update(task, completed=done)
-        time.sleep(0.2)
-    progress.update(task, completed=total)
-
-
-Record = tuple[bytes | None, bytes]  # key, value
-
-
-def _traffic(definition: project.Project, count: int) -> tuple[list[Record], list[Record], int]:
-    """JSON events (with a few broken ones among them) and their labels, keyed as the
-    catalog says: by entity, so each card's events stay in order through ingest, as a
-    business system's must (or they arrive late); labels by event id."""
-    # a new seed each run: ingest drops event ids it has seen, and a demo runs again
-    generator = synthetic.Generator(definition, entities=200, seed=time.time_ns())
-    start = datetime.now(UTC) - timedelta(minutes=20)
-    events, labels = [], []
-    for i, record in enumerate(generator.stream(start, count, timedelta(minutes=20) / count)):
-        payload, event_id = record["payload"], record["event_id"]
-        body = {"event_id": event_id, "event_time": record["event_time"].isoformat()}
-        events.append((record["entity_id"].encode(), json.dumps(body | payload).encode()))
-        risky = payload["amount"] > 40_000 and payload["channel"] == "web"
-        label = {"event_id": event_id, "is_fraud": risky or i % 97 == 0}
-        labels.append((event_id.encode(), json.dumps(label).encode()))
-    first = json.loads(events[0][1])
-    broken: list[Record] = [
-        (None, b"\x00\xffnot json"),  # garbage
-        (None, json.dumps({"event_id": "no-fields"}).encode()),  # fields missing
-        (None, json.dumps(first | {"event_id": "fax", "channel": "fax"}).encode()),  # a rule
-    ]
-    return events + broken, labels, len(broken)
-
-
-async def _produce(
-    settings: Settings, topic: str, records: list[Record], progress: Progress
-) -> None:
-    task = progress.add_task(f"producing to {settings.topic(topic)}", total=len(records))
-    producer = kafka.producer(settings)
-    await producer.start()
-    try:
-        for i, (key, value) in enumerate(records):
-            await producer.send(settings.topic(topic), value, key=key)
-            if i % 100 == 0:
-                progress.update(task, completed=i)
-        await producer.flush()
-        progress.update(task, completed=len(records))
-    finally:
-        await producer.stop()
+def show(report: Report, console: Console) -> None:
+    table = Table("served predictions", "accuracy", "count")
+    for bucket, (accuracy, count) in report.accuracy.items():
+        table.add_row(bucket, "-" if count == 0 else f"{accuracy:.3f}", str(count))
+    console.print(table)
+    if report.drift:
+        delay = report.labelled_to_detection
+        console.print(
+            f"drift events: {len(report.drift_events)}"
+            + (f", detected {delay} events after the drift point" if delay is not None else "")
+            + f"; retrains: {report.retrains}; promoted: {report.promotions}"
+            + (
+                f"; from the drift point to the new champion serving: {report.loop_s:.1f} s"
+                if report.loop_s is not None
+                else ""
+            )
+        )
+    else:
+        console.print(
+            f"control run: {len(report.drift_events)} drift events, {report.retrains} retrains"
+        )
 
 
 def run(
-    settings: Settings, definition_path: Path, events: int, with_stack: bool, console: Console
-) -> None:
+    settings: Settings,
+    definition_path: Path,
+    plan: Plan,
+    with_stack: bool,
+    console: Console,
+    report_path: Path | None = None,
+    ports: dict[str, int] = PORTS,
+    http_port: int = HTTP_PORT,
+) -> Report:
     definition = project.load(definition_path)
+    settings = settings.model_copy(update={"topic_prefix": f"demo-{time.time_ns() // 1_000_000}."})
     # stop afterwards only what the demo started
     with_stack = with_stack and not all(server.healthy for server in local.status(settings))
     if with_stack:
@@ -126,41 +404,14 @@ def run(
                 console.print(line)
     try:
         asyncio.run(kafka.create_topics(settings))
-        with _services(settings, definition_path), Progress(console=console) as progress:
-            values, labels, broken = _traffic(definition, events)
-            asyncio.run(_produce(settings, "events.raw", values, progress))
-            asyncio.run(_produce(settings, "labels.raw", labels, progress))
-            out = "tideline_ingest_records_out_total"
-            _wait(progress, "ingest: labels", "ingest", len(labels), out, topic="labels")
-            fs_events = "tideline_featurestore_events_total"
-            _wait(progress, "feature store", "featurestore", events, fs_events)
-            rejected = "tideline_ingest_rejected_total"
-            _wait(progress, "ingest: dead letters", "ingest", broken, rejected)
-        _show(settings, definition, console)
-        console.print(
-            f"dead letters: the {broken} broken records are on {settings.topic('ingest.dlq')}"
-        )
+        console.print(f"topics: {settings.topic_prefix}*; six services starting")
+        with services(settings, definition_path, ports, http_port):
+            report = asyncio.run(loop(settings, definition, plan, ports, console))
+        show(report, console)
+        if report_path is not None:
+            report_path.write_text(report.to_json())
+        return report
     finally:
         if with_stack:
             for line in local.down(settings):
                 console.print(line)
-
-
-def _show(settings: Settings, definition: project.Project, console: Console) -> None:
-    store = OnlineStore(settings, definition)
-    (card,) = store.get([f"{definition.event.entity_key}-7"])
-    store.close()
-    console.print(f"online features of [bold]{card.entity}[/bold], as of {card.event_time}")
-    table = Table("feature", "value")
-    for name, value in card.values.items():
-        table.add_row(name, f"{value:.2f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    built = asyncio.run(training.build(settings, definition))
-    again = asyncio.run(training.rebuild(settings, definition, built.ref))
-    frame = built.frame
-    console.print(
-        f"training set: {len(frame)} labelled events, {int(frame[definition.label.field].sum())}"
-        f" positive, from {len(built.ref['ranges'])} offset ranges (feature version"
-        f" {built.ref['feature_version']}); rebuilt from its reference:"
-        f" {'identical' if again.frame.equals(frame) else 'DIFFERENT'}"
-    )

@@ -39,11 +39,8 @@ class ModelClient:
 
     async def registry(self) -> Registry:
         """Every model's versions as of now, read from `models.updated`."""
-        state = Registry()
-        ranges = await streams.offset_ranges(self.settings, self.topic)
-        async for message in streams.read_ranges(self.settings, ranges):
-            state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
-        return state
+        async with aclosing(self.states()) as states:
+            return await anext(states)
 
     async def load(self, name: str, alias: str = "champion") -> LoadedModel:
         """The version of `name` that holds `alias`, fetched, verified and loaded."""
@@ -57,6 +54,20 @@ class ModelClient:
         ref = version["artifact"]
         data = await artifacts.fetch(self.settings, ref)  # refuses any place but the topic
         return LoadedModel(version, artifacts.load(data, ref["sha256"]))
+
+    async def states(self) -> AsyncGenerator[Registry, None]:
+        """The registry as of now, then again after each new update: what a service that
+        follows the champion acts on, without acting on every past version first."""
+        state = Registry()
+        ranges = await streams.offset_ranges(self.settings, self.topic)
+        async for message in streams.read_ranges(self.settings, ranges):
+            state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
+        yield state
+        start = {r.partition: r.end for r in ranges}
+        async with aclosing(streams.follow(self.settings, self.topic, start)) as messages:
+            async for message in messages:
+                state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
+                yield state
 
     async def updates(self) -> AsyncGenerator[Record, None]:
         """Every `models.updated` record from the start, then each new one as it comes."""

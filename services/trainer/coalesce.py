@@ -3,8 +3,8 @@
 While a run is in progress, and for `cooldown` seconds after it ends, new triggers
 join it instead of starting another: a burst of drift events, or a request sent twice,
 yields one run. One exception: a drift that arrives while a run for another reason is
-in progress is queued and runs right after it, since that run trains on the old
-concept.
+in progress (or cooling down) is queued, or started, right after it, since that run
+trained on the old concept.
 
 Triggers that came from Kafka are committed only once resolved: when the run they
 started or joined has ended. `commit_offsets` says how far that is per partition.
@@ -30,6 +30,7 @@ class Coalescer:
         self.running: _Run | None = None
         self.queued: _Run | None = None
         self._ended_at = float("-inf")
+        self._ended_kind = ""
         self._seen: dict[tuple[str, int], int] = {}
 
     def seen(self, source: tuple[str, int, int]) -> None:
@@ -41,10 +42,11 @@ class Coalescer:
         if trigger.source is not None:
             self.seen(trigger.source)
         if self.running is None:
-            if now - self._ended_at >= self.cooldown_s:
-                self.running = _Run(trigger)
-                return "start"
-            return "joined"  # into the run that just ended: resolved at once
+            cooling = now - self._ended_at < self.cooldown_s
+            if cooling and not (trigger.kind == "drift" and self._ended_kind != "drift"):
+                return "joined"  # into the run that just ended: resolved at once
+            self.running = _Run(trigger)
+            return "start"
         if trigger.kind == "drift" and self.running.trigger.kind != "drift":
             if self.queued is None:
                 self.queued = _Run(trigger)
@@ -56,6 +58,8 @@ class Coalescer:
 
     def finish(self, now: float) -> Trigger | None:
         """The run in progress ended; the queued one, if any, starts now."""
+        if self.running is not None:
+            self._ended_kind = self.running.trigger.kind
         self.running, self.queued = self.queued, None
         self._ended_at = now
         return None if self.running is None else self.running.trigger

@@ -1,9 +1,15 @@
-"""`tideline demo --no-stack`, as the README runs it, against the test stack."""
+"""The closed loop, end to end, as `tideline demo --no-stack` runs it: all six services on the
+real stack, an abrupt concept drift, and nobody pressing anything; and a control run."""
 
+import asyncio
+import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+from tideline import streams, tail
 from tideline.settings import Settings
 
 from .services.running import environment
@@ -11,18 +17,90 @@ from .services.running import environment
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_the_services_end_to_end_and_stops_them(settings: Settings) -> None:
+def _demo(settings: Settings, report: Path, *options: str) -> tuple[str, dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, "-m", "tideline.cli", "demo", "--no-stack", "--events", "500"],
+        [
+            sys.executable,
+            "-m",
+            "tideline.cli",
+            "demo",
+            "--no-stack",
+            "--report",
+            str(report),
+            *options,
+        ],
         env=environment(settings),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "online features of card_id-7" in done.stdout
-    assert "training set: 500 labelled events" in done.stdout  # none late, none lost
-    assert "rebuilt from its reference: identical" in done.stdout
-    assert "dead letters: the 3 broken records are on" in done.stdout
     running = subprocess.run(["pgrep", "-f", "tideline.cli run"], capture_output=True, text=True)
     assert running.stdout == "", "the demo left services running"
+    return done.stdout, json.loads(report.read_text())
+
+
+def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
+    settings: Settings, tmp_path: Path
+) -> None:
+    out, report = _demo(settings, tmp_path / "report.json")
+    (event,) = report["drift_events"]  # one drift, one event
+    assert event["kind"] in ("concept", "performance")
+    assert event["model_version"] == 1
+    assert report["labelled_to_detection"] <= 500  # events from the drift point to detection
+    assert report["retrains"] == 1
+    assert report["promotions"] == [2]
+    assert set(report["first_served"]) == {"1", "2"}  # serving switched to the new champion
+    assert report["loop_s"] < 60
+    accuracy = report["accuracy"]
+    before, _ = accuracy["before the drift point"]
+    stale, _ = accuracy["after it, v1 still serving"]
+    recovered, count = accuracy["the last 1000 served"]
+    assert before > 0.85
+    assert stale < before - 0.2  # the drift really hurt...
+    assert count == 1000
+    assert recovered > before - 0.05  # ...and the platform recovered, within a few points
+    assert "monitor.drift: " in out
+    assert "registry: v2 promoted" in out
+    assert "serving: first prediction by v2" in out
+
+    # what an operator sees of it, with `tideline monitor tail`
+    prefixed = settings.model_copy(update={"topic_prefix": report["topic_prefix"]})
+    kept = asyncio.run(_records(prefixed, list(tail.TOPICS)))
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tideline.cli",
+            "monitor",
+            "tail",
+            "--from-beginning",
+            "--limit",
+            str(kept),
+        ],
+        env=environment(prefixed),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert sum("DRIFT concept" in line or "DRIFT performance" in line for line in lines) == 1
+    assert any("cards v2: promoted -> production" in line for line in lines)
+    assert any("cards v1 volume" in line and "accuracy" in line for line in lines)
+
+
+async def _records(settings: Settings, topics: list[str]) -> int:
+    """How many records `topics` hold now."""
+    ranges = [r for t in topics for r in await streams.offset_ranges(settings, settings.topic(t))]
+    return sum(r.end - r.start for r in ranges)
+
+
+def test_control_run_no_drift_no_event_no_retrain(settings: Settings, tmp_path: Path) -> None:
+    _, report = _demo(settings, tmp_path / "report.json", "--no-drift")
+    assert report["drift_events"] == []
+    assert report["retrains"] == 0
+    assert report["promotions"] == []
+    accuracy, count = report["accuracy"]["the last 1000 served"]
+    assert count == 1000
+    assert accuracy > 0.85

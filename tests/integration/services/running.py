@@ -64,9 +64,9 @@ class Service:
     def metric(self, name: str, **labels: str) -> float:
         return service.metric(self.metrics_port, name, **labels)
 
-    def wait_for(self, name: str, at_least: float, timeout_s: float = 90) -> float:
+    def wait_for(self, name: str, at_least: float, timeout_s: float = 90, **labels: str) -> float:
         deadline = time.monotonic() + timeout_s
-        while (value := self.metric(name)) < at_least:
+        while (value := self.metric(name, **labels)) < at_least:
             assert self.alive(), f"{self.name} died"
             assert time.monotonic() < deadline, f"{name} stayed at {value}, wanted {at_least}"
             time.sleep(0.2)
@@ -156,3 +156,24 @@ async def publish_labelled(
         keys=[label["event_id"].encode() for _, label in pairs],
     )
     return vectors
+
+
+WEAK = {"max_iter": "1", "max_depth": "1"}  # one shallow tree: a worse gradient boosting
+# Small runs, no waiting between them: what the tests need of a trainer.
+TRAINER_ENV = {
+    "TIDELINE_TRAINER_COOLDOWN": "0s",
+    "TIDELINE_TRAINER_MIN_ROWS": "100",
+    "TIDELINE_TRAINER_WINDOW_ROWS": "3000",
+    "TIDELINE_TRAINER_DRIFT_LABELS": "400",
+    "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
+}
+
+
+def start_service(name: str, settings: Settings, services: list[Service], **env: str) -> Service:
+    """`tideline run NAME` with `env` on top, once it polls; the `running` fixture stops it."""
+    svc = Service(name, settings)
+    svc.env |= (TRAINER_ENV if name == "trainer" else {}) | env
+    svc.start()
+    services.append(svc)
+    svc.wait_for("tideline_last_poll_timestamp_seconds", 1)
+    return svc

@@ -29,7 +29,7 @@ from tideline.settings import Settings
 from services.trainer.fitting import fit
 
 from ...projects import EXAMPLES
-from .running import Service, collect, environment, produce, publish_labelled
+from .running import WEAK, Service, collect, environment, produce, publish_labelled, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +37,6 @@ CARDS = project.load(EXAMPLES[0])
 NAME = CARDS.name
 CANDIDATE = schemas.load("tideline.ModelCandidate")
 DRIFT = schemas.load("tideline.DriftEvent")
-WEAK = {"max_iter": "1", "max_depth": "1"}  # one shallow tree: a worse gradient boosting
-TRAINER_ENV = {
-    "TIDELINE_TRAINER_COOLDOWN": "0s",
-    "TIDELINE_TRAINER_MIN_ROWS": "100",
-    "TIDELINE_TRAINER_WINDOW_ROWS": "3000",
-    "TIDELINE_TRAINER_DRIFT_LABELS": "400",
-    "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
-}
-
-
-def _start(name: str, settings: Settings, services: list[Service], **env: str) -> Service:
-    svc = Service(name, settings)
-    if name == "trainer":
-        svc.env |= TRAINER_ENV | env
-    svc.start()
-    services.append(svc)
-    svc.wait_for("tideline_last_poll_timestamp_seconds", 1)
-    return svc
 
 
 async def _stack(settings: Settings, services: list[Service], rows: int, **env: str) -> datetime:
@@ -62,8 +44,8 @@ async def _stack(settings: Settings, services: list[Service], rows: int, **env: 
     await kafka.create_topics(settings)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     await publish_labelled(settings, CARDS, rows, start, synthetic.Concept(CARDS, seed=7))
-    _start("trainer", settings, services, **env)
-    _start("registry", settings, services)
+    start_service("trainer", settings, services, **env)
+    start_service("registry", settings, services)
     return start
 
 
@@ -148,7 +130,7 @@ async def test_request_to_champion_gate_rollback_and_restart(
     # killed and restarted, the registry knows what it knew: a rollback now goes back to v2
     registry = running[1]
     registry.stop(signal.SIGKILL)
-    restarted = _start("registry", settings, running)
+    restarted = start_service("registry", settings, running)
     assert restarted.metric("tideline_registry_champion_version", model=NAME) == 1
     assert _cli(settings, "models", "list", NAME).stdout == listed.stdout
     updates = await control.command(settings, "rollback", NAME, None, "test")

@@ -33,6 +33,14 @@ def test_a_burst_of_drift_events_is_one_run() -> None:
     assert coalescer.offer(_trigger("drift", 4), now=91) == "start"
 
 
+def test_a_drift_just_after_another_run_starts_one() -> None:
+    coalescer = Coalescer(cooldown_s=60)
+    assert coalescer.offer(_trigger("request", 0), now=0) == "start"
+    assert coalescer.finish(now=10) is None
+    assert coalescer.offer(_trigger("request", 1), now=20) == "joined"  # asked twice
+    assert coalescer.offer(_trigger("drift", 0), now=30) == "start"  # news: the old concept
+
+
 def test_a_drift_during_another_run_runs_next() -> None:
     coalescer = Coalescer(cooldown_s=60)
     assert coalescer.offer(_trigger("request", 0), now=0) == "start"

@@ -1,0 +1,326 @@
+"""The monitor as a pure state machine: records in, metrics and drift events out.
+
+It watches the champion: the live feature and score distributions against the
+reference recorded with it (data and prediction drift), and its labelled errors with
+online detectors and a performance floor (concept drift). Every version with
+labelled predictions (the challenger's shadow ones too) gets live performance.
+
+One drift, one event: after any event for a champion, no other event until a new
+champion is announced or the cooldown has passed. Time comes in as arguments
+(`now`: monotonic seconds, `now_ms`: wall clock), so tests drive it without waiting.
+"""
+
+import math
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tideline.durations import epoch_millis
+from tideline.evaluation import HIGHER_IS_BETTER, evaluate
+from tideline.project import Project
+
+from services.monitor import drift
+from services.monitor.detectors import Alarm, ErrorStream
+from services.monitor.join import Joined, Joiner
+from services.monitor.settings import MonitorSettings
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Champion:
+    version: Record
+    errors: ErrorStream
+    scores: deque[float]
+    latest_event_time: int = 0  # ms: the newest labelled prediction of it
+
+    @property
+    def number(self) -> int:
+        return int(self.version["version"])
+
+
+@dataclass
+class Interval:
+    """What happened since the last published metrics."""
+
+    start_ms: int
+    volume: int = 0
+    labelled: int = 0
+    label_delays: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    versions: set[int] = field(default_factory=set)  # with labelled predictions
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+class Monitor:
+    def __init__(self, project: Project, name: str, own: MonitorSettings, now_ms: int) -> None:
+        self.project, self.name, self.own = project, name, own
+        self.task = project.label.task
+        self.metric = "accuracy" if self.task == "classification" else "mae"
+        self.vectors: deque[tuple[int, dict[str, Any]]] = deque(maxlen=own.drift_window)
+        self.joiner = Joiner(own.join_window.total_seconds())
+        self.performance: dict[int, deque[tuple[Any, float, int]]] = {}
+        self.created: dict[int, int] = {}  # version -> created_at, ms
+        self.champion: Champion | None = None
+        self.alarms = {kind: Alarm(own.confirm) for kind in ("performance", "data", "prediction")}
+        self.fired_at: float | None = None  # the last event, for the current champion
+        self.interval = Interval(now_ms)
+        self.now_ms = now_ms  # of the latest tick
+        self.events: list[Record] = []
+
+    # -- input --
+
+    def set_versions(self, versions: list[Record]) -> None:
+        """The model's versions as the registry has them now (tideline.ModelVersion records)."""
+        for version in versions:
+            created = version["created_at"]
+            self.created[version["version"]] = (
+                created if isinstance(created, int) else epoch_millis(created)
+            )
+        champions = [v for v in versions if "champion" in v["aliases"]]
+        if champions:
+            self._set_champion(champions[0])
+
+    def _set_champion(self, version: Record) -> None:
+        if self.champion is not None and self.champion.number == version["version"]:
+            return
+        own = self.own
+        self.champion = Champion(
+            version,
+            ErrorStream(own.adwin_delta, own.page_hinkley_threshold, own.min_samples),
+            deque(maxlen=own.drift_window),
+        )
+        self.fired_at = None  # a new champion: judged afresh
+        for alarm in self.alarms.values():
+            alarm.rearm()
+
+    def vector(self, record: Record, event_time_ms: int) -> None:
+        self.vectors.append((event_time_ms, record["values"]))
+
+    def prediction(self, record: Record, now: float) -> None:
+        """A tideline.Prediction, its event_time in ms."""
+        champion = self.champion
+        if champion is not None and self._is_champions(record, champion):
+            self.interval.volume += 1
+            self.interval.latencies.append(record["latency_ms"])
+            champion.scores.append(record["score"])
+        joined = self.joiner.prediction(record, now)
+        if joined is not None:
+            self._joined(joined, now)
+
+    def label(self, record: Record, now: float) -> None:
+        """A tideline.Label, its label_time in ms."""
+        value = record["payload"][self.project.label.field]
+        for joined in self.joiner.label(record["event_id"], value, record["label_time"], now):
+            self._joined(joined, now)
+
+    def _is_champions(self, prediction: Record, champion: Champion) -> bool:
+        return not prediction["shadow"] and prediction["model_version"] == champion.number
+
+    def _joined(self, joined: Joined, now: float) -> None:
+        prediction, interval = joined.prediction, self.interval
+        version = prediction["model_version"]
+        interval.labelled += 1
+        interval.label_delays.append(joined.label_delay_ms)
+        if prediction["event_time"] < self.created.get(version, math.inf):
+            return  # a version is judged on events after it was trained, never on its own data
+        window = self.performance.setdefault(version, deque(maxlen=self.own.performance_window))
+        window.append((joined.label, prediction["score"], prediction["event_time"]))
+        interval.versions.add(version)
+        champion = self.champion
+        if champion is None or not self._is_champions(prediction, champion):
+            return
+        champion.latest_event_time = max(champion.latest_event_time, prediction["event_time"])
+        if self.task == "classification":
+            error = float((prediction["score"] >= 0.5) != bool(joined.label))
+        else:
+            error = abs(prediction["score"] - float(joined.label))
+        detector = champion.errors.update(error)
+        if detector is not None:
+            holdout = champion.version["metrics"].get(self.metric, math.nan)
+            expected = 1 - holdout if self.task == "classification" else holdout
+            recent = champion.errors.recent_error
+            self._fire(
+                "concept",
+                detector,
+                now,
+                severity=recent - expected,
+                window_start=window[0][2],
+                window_end=champion.latest_event_time,
+                details={"recent_error": f"{recent:.4f}", "holdout_error": f"{expected:.4f}"},
+            )
+
+    # -- output --
+
+    def _quiet(self, now: float) -> bool:
+        return self.fired_at is not None and now - self.fired_at < self.own.cooldown.total_seconds()
+
+    def _fire(
+        self,
+        kind: str,
+        detector: str,
+        now: float,
+        severity: float,
+        window_start: int,
+        window_end: int,
+        features: Sequence[str] = (),
+        details: dict[str, str] | None = None,
+    ) -> None:
+        champion = self.champion
+        if champion is None or kind not in self.own.drift_kinds or self._quiet(now):
+            return
+        self.fired_at = now
+        self.events.append(
+            {
+                "drift_id": str(uuid.uuid4()),
+                "model_name": self.name,
+                "model_version": champion.number,
+                "kind": kind,
+                "detector": detector,
+                "features": list(features),
+                "severity": float(severity),
+                "window_start": window_start,
+                "window_end": window_end,
+                "detected_at": 0,  # stamped by drain
+                "details": details or {},
+            }
+        )
+
+    def drain(self, now_ms: int) -> list[Record]:
+        """Drift events confirmed since the last call, stamped `now_ms`."""
+        events, self.events = self.events, []
+        return [event | {"detected_at": now_ms} for event in events]
+
+    def tick(self, now: float, now_ms: int) -> list[Record]:
+        """Check the floor and the distributions; the tideline.MonitorMetrics records of
+        the interval that ends now (the champion's, then other versions with labels)."""
+        self.now_ms = now_ms
+        self.joiner.expire(now)
+        records: list[Record] = []
+        champion = self.champion
+        if champion is not None:
+            features = self._feature_drift(champion)
+            prediction_drift = self._prediction_drift(champion)
+            performance = self._performance(champion.number)
+            if not self._quiet(now):
+                self._check_floor(champion, performance, now)
+                self._check_distributions(champion, features, prediction_drift, now)
+            records.append(self._metrics(champion.number, performance, features, prediction_drift))
+        for version in sorted(self.interval.versions - {champion.number if champion else -1}):
+            records.append(self._metrics(version, self._performance(version), [], None))
+        self.interval = Interval(now_ms)
+        return records
+
+    def _metrics(
+        self,
+        version: int,
+        performance: dict[str, float],
+        features: list[Record],
+        prediction_drift: Record | None,
+    ) -> Record:
+        interval = self.interval
+        return {
+            "model_name": self.name,
+            "model_version": version,
+            "window_start": interval.start_ms,
+            "window_end": self.now_ms,
+            "emitted_at": self.now_ms,
+            "volume": interval.volume if features else 0,
+            "labelled": interval.labelled,
+            "label_delay_ms_p50": _percentile(interval.label_delays, 50),
+            "scoring_latency_ms_p50": _percentile(interval.latencies, 50) if features else None,
+            "scoring_latency_ms_p99": _percentile(interval.latencies, 99) if features else None,
+            "performance": performance,
+            "features": features,
+            "prediction_drift": prediction_drift,
+        }
+
+    def _performance(self, version: int) -> dict[str, float]:
+        window = self.performance.get(version, deque())
+        if len(window) < self.own.min_samples:
+            return {}
+        labels = [label for label, _, _ in window]
+        scores = [score for _, score, _ in window]
+        found = evaluate(self.task, labels, scores)
+        return {name: value for name, value in found.items() if not math.isnan(value)}
+
+    def _feature_drift(self, champion: Champion) -> list[Record]:
+        vectors = self.vectors
+        return [
+            drift.compare(reference, [v.get(reference["name"]) for _, v in vectors])
+            for reference in champion.version["reference"]
+        ]
+
+    def _prediction_drift(self, champion: Champion) -> Record | None:
+        reference = champion.version["prediction_reference"]
+        if reference is None:
+            return None
+        return drift.compare(reference, list(champion.scores))
+
+    def _check_floor(self, champion: Champion, performance: dict[str, float], now: float) -> None:
+        live = performance.get(self.metric)
+        holdout = champion.version["metrics"].get(self.metric)
+        if live is None:
+            return
+        sign = 1 if HIGHER_IS_BETTER[self.metric] else -1  # MAE: the floor is a ceiling
+        relative = None if holdout is None else holdout - sign * self.own.floor_margin
+        limits = [x for x in (self.own.floor, relative) if x is not None]
+        below = any(sign * (live - limit) < 0 for limit in limits)
+        if self.alarms["performance"].check(below):
+            window = self.performance[champion.number]
+            self._fire(
+                "performance",
+                "floor",
+                now,
+                severity=abs(live - (holdout if holdout is not None else live)),
+                window_start=window[0][2],
+                window_end=champion.latest_event_time,
+                details={f"live_{self.metric}": f"{live:.4f}", "limits": str(limits)},
+            )
+
+    def _check_distributions(
+        self,
+        champion: Champion,
+        features: list[Record],
+        prediction_drift: Record | None,
+        now: float,
+    ) -> None:
+        own = self.own
+        judged = [
+            f for f in features if f["sample_size"] >= own.min_samples and f["psi"] is not None
+        ]
+        shifted = [f for f in judged if f["psi"] > own.psi_threshold]
+        if self.alarms["data"].check(
+            bool(shifted), cleared=all(f["psi"] < own.psi_clear for f in judged)
+        ):
+            self._fire(
+                "data",
+                "psi",
+                now,
+                severity=max(f["psi"] for f in shifted),
+                window_start=self.vectors[0][0],
+                window_end=self.vectors[-1][0],
+                features=[f["feature"] for f in shifted],
+                details={f["feature"]: f"{f['psi']:.4f}" for f in shifted},
+            )
+        scores = prediction_drift
+        if scores is None or scores["sample_size"] < own.min_samples or scores["psi"] is None:
+            return
+        if self.alarms["prediction"].check(
+            scores["psi"] > own.psi_threshold, cleared=scores["psi"] < own.psi_clear
+        ):
+            self._fire(
+                "prediction",
+                "psi",
+                now,
+                severity=scores["psi"],
+                window_start=champion.latest_event_time,
+                window_end=champion.latest_event_time,
+                details={"psi": f"{scores['psi']:.4f}"},
+            )

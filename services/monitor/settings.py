@@ -1,0 +1,58 @@
+"""The monitor's configuration, from TIDELINE_MONITOR_* environment variables."""
+
+from datetime import timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tideline.durations import Duration
+
+
+class MonitorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIDELINE_MONITOR_", extra="forbid")
+
+    metrics_port: int = 9105
+    group_id: str | None = None  # default: "<topic prefix>monitor"
+    model_name: str | None = Field(default=None, description="Default: the project's name.")
+    interval: Duration = Field(
+        default=timedelta(seconds=10), description="How often monitor.metrics is published."
+    )
+    drift_window: int = Field(
+        default=2_000, description="Data and prediction drift: the last N vectors and scores."
+    )
+    performance_window: int = Field(
+        default=1_000, description="Live performance: the last N labelled predictions."
+    )
+    min_samples: int = Field(
+        default=500, description="Fewer values (or labels) in a window: no verdict on it."
+    )
+    join_window: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How long a prediction waits for its label (and a label for its prediction).",
+    )
+    psi_threshold: float = Field(default=0.25, description="Data drift above this PSI...")
+    psi_clear: float = Field(default=0.1, description="...and over again below this one.")
+    confirm: int = Field(
+        default=3,
+        description="Data drift and the performance floor: consecutive intervals that must agree.",
+    )
+    floor: float | None = Field(
+        default=None, description="Live accuracy below this (MAE above it) is drift."
+    )
+    floor_margin: float = Field(
+        default=0.1,
+        description="Live accuracy this far below the champion's holdout figure (MAE above) is"
+        " drift too.",
+    )
+    adwin_delta: float = 0.002
+    page_hinkley_threshold: float = 50.0
+    cooldown: Duration = Field(
+        default=timedelta(minutes=10),
+        description="After a drift event, none of its kind for the same champion for this long;"
+        " a new champion re-arms at once.",
+    )
+    drift_kinds: list[str] = Field(
+        default=["concept", "performance"],
+        description="Kinds published as monitor.drift (and so retrained on); data and prediction"
+        " drift are in monitor.metrics either way. JSON, e.g."
+        ' ["concept", "performance", "data"].',
+    )

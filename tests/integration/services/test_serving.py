@@ -1,0 +1,178 @@
+"""`tideline run serving` on the real broker and Redis: models swapped mid-stream, every event
+scored once by exactly the version its prediction names; request-time scoring over HTTP."""
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tideline import control, kafka, project, schemas, serde, synthetic
+from tideline.models import ModelClient
+from tideline.online_store import Entry, OnlineStore
+from tideline.scoring import Scorer
+from tideline.settings import Settings
+
+from ...projects import EXAMPLES
+from .running import WEAK, Service, collect, publish_labelled, start_service
+
+pytestmark = pytest.mark.integration
+
+CARDS = project.load(EXAMPLES[0])
+NAME = CARDS.name
+PREDICTION = schemas.load("tideline.Prediction")
+
+
+def _predictions(messages: list[Any]) -> list[dict[str, Any]]:
+    decoder = serde.Decoder([PREDICTION])
+    return [decoder.decode_as(PREDICTION, m.value) | {"_partition": m.partition} for m in messages]
+
+
+async def _champion_and_challenger(
+    settings: Settings, running: list[Service]
+) -> tuple[datetime, list[dict[str, Any]]]:
+    """v1 the champion and v2 the challenger, trained on 1,500 labelled vectors (returned)."""
+    await kafka.create_topics(settings)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    history = await publish_labelled(settings, CARDS, 1500, start, synthetic.Concept(CARDS, seed=7))
+    start_service("trainer", settings, running)
+    start_service("registry", settings, running)
+    first = await control.train(settings, NAME, "test", timeout_s=120)
+    assert first.decision is not None
+    assert first.decision["action"] == "promoted"
+    second = await control.train(settings, NAME, "test", params=WEAK, timeout_s=120)
+    assert second.decision is not None
+    assert second.decision["action"] == "challenger"
+    return start, history
+
+
+def _segments(versions: list[int]) -> list[int]:
+    """[1, 1, 2, 2, 1] -> [1, 2, 1]"""
+    return [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
+
+
+async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
+    settings: Settings, running: list[Service]
+) -> None:
+    start, history = await _champion_and_challenger(settings, running)
+    serving = start_service("serving", settings, running, TIDELINE_SERVING_HTTP_PORT="0")
+    serving.wait_for("tideline_serving_predictions_total", 1500)  # the history, by v1
+
+    # a stream in 30 chunks; v2 is promoted after the 10th and rolled back after the 20th
+    concept, vectors = synthetic.Concept(CARDS, seed=7), []
+    for chunk in range(30):
+        at = start + timedelta(hours=1, seconds=chunk * 100)
+        vectors += await publish_labelled(settings, CARDS, 100, at, concept, seed=100 + chunk)
+        if chunk == 10:
+            await control.command(settings, "promote", NAME, 2, "test", "hot swap")
+        elif chunk == 20:
+            await control.command(settings, "rollback", NAME, None, "test", "and back")
+        await asyncio.sleep(0.1)
+    total = 1500 + len(vectors)
+    serving.wait_for("tideline_serving_predictions_total", total, role="champion")
+
+    found = _predictions(await collect(settings, "predictions", total))
+    served = [p for p in found if not p["shadow"]]
+    by_event = Counter(p["event_id"] for p in served)
+    assert len(by_event) == total  # every event scored...
+    assert set(by_event.values()) == {1}  # ...exactly once
+    assert {p["event_id"] for p in served} >= {v["event_id"] for v in vectors}
+
+    # per partition, in order: v1, then v2, then v1 again, each swap once and for good
+    per_partition: dict[int, list[int]] = defaultdict(list)
+    for p in served:
+        per_partition[p["_partition"]].append(p["model_version"])
+    assert {tuple(_segments(v)) for v in per_partition.values()} == {(1, 2, 1)}
+    shadow = [p for p in found if p["shadow"]]
+    assert shadow
+    assert {p["model_version"] for p in shadow} == {2}  # the challenger, before its promotion
+    assert {p["event_id"] for p in shadow} >= {v["event_id"] for v in history}
+
+    # each score is the named version's own, recomputed here from the vector
+    registry = await ModelClient(settings).registry()
+    client = ModelClient(settings)
+    scorers = {
+        n: Scorer(await client.load_version(registry.version(NAME, n)), CARDS) for n in (1, 2)
+    }
+    by_id = {v["event_id"]: v for v in vectors}
+    checked = [p for p in found if p["event_id"] in by_id]
+    for number, scorer in scorers.items():
+        mine = [p for p in checked if p["model_version"] == number]
+        expected = scorer.scores([by_id[p["event_id"]]["values"] for p in mine])
+        assert [p["score"] for p in mine] == pytest.approx(expected, abs=1e-12)
+    assert serving.metric("tideline_serving_swaps_total", role="champion") == 3
+
+
+def _post(port: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/score",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _get(port: int, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        return dict(json.loads(reply.read()))
+
+
+async def test_request_time_scoring_over_http(settings: Settings, running: list[Service]) -> None:
+    await _champion_and_challenger(settings, running)
+    port = Service("serving", settings).metrics_port  # a free port
+    serving = start_service("serving", settings, running, TIDELINE_SERVING_HTTP_PORT=str(port))
+    serving.wait_for("tideline_serving_predictions_total", 1500)
+
+    values = {
+        "amount_log": 6.2,
+        "hour": 13,
+        "amount": 500.0,
+        "tx_count_10m": 4,
+        "amount_mean_1h": 120.0,
+        "amount_max_1h": 500.0,
+        "amount_sum_day": 900.0,
+        "merchants_1h": 3,
+        "countries_30m": 2,
+        "last_channel": "web",
+    }
+    at = datetime.now(UTC)
+    store = OnlineStore(settings, CARDS)
+    store.write([Entry("card_id-http", "e-http", int(at.timestamp() * 1000), 0, values)])
+    store.close()
+    champion = Scorer(await ModelClient(settings).load(NAME), CARDS)
+
+    status, body = _post(port, {"entity_id": "card_id-http"})
+    assert status == 200, body
+    assert (body["model_name"], body["model_version"]) == (NAME, 1)
+    assert body["features"] == values
+    assert body["score"] == pytest.approx(champion.scores([values])[0], abs=1e-12)
+    assert body["predicted"] == champion.predicted(body["score"])
+    assert datetime.fromisoformat(body["features_as_of"]) == at.replace(
+        microsecond=at.microsecond // 1000 * 1000
+    )
+
+    status, body = _post(port, {"entity_id": "card_id-http", "features": {"amount": 45_000.0}})
+    assert status == 200
+    assert body["features"]["amount"] == 45_000.0
+    assert body["score"] == pytest.approx(
+        champion.scores([values | {"amount": 45_000.0}])[0], abs=1e-12
+    )
+
+    status, body = _post(port, {"entity_id": "card_id-http", "features": {"colour": "red"}})
+    assert status == 422
+    assert "unknown features ['colour']" in body["detail"]
+    status, body = _post(port, {"entity": "no id"})
+    assert status == 422  # FastAPI's validation: entity_id is required
+
+    unknown = _post(port, {"entity_id": "card_id-never-seen"})[1]
+    assert unknown["features_as_of"] is None  # no vector yet: the features' defaults
+
+    assert _get(port, "/models") == {"model_name": NAME, "champion": 1, "challenger": 2}
+    assert "/score" in _get(port, "/openapi.json")["paths"]

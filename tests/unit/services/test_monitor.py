@@ -1,0 +1,208 @@
+"""The monitor without Kafka: drift statistics with known answers, the detectors on streams
+with and without drift, the join, and one drift making exactly one event."""
+
+import math
+import random
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from scipy import stats
+from tideline import distributions, project
+
+from services.monitor import drift
+from services.monitor.detectors import Alarm, ErrorStream
+from services.monitor.join import Joiner
+from services.monitor.monitor import Monitor
+from services.monitor.settings import MonitorSettings
+
+from ...projects import EXAMPLES
+
+CARDS = project.load(EXAMPLES[0])
+
+
+def test_psi_known_answer() -> None:
+    # actual shares .1 .2 .3 .4 against four equal bins, worked by hand:
+    # -.15 ln(.4) - .05 ln(.8) + .05 ln(1.2) + .15 ln(1.6)
+    assert drift.psi([0.25] * 4, [10, 20, 30, 40]) == pytest.approx(0.228218, abs=1e-6)
+    assert drift.psi([0.25] * 4, [25, 25, 25, 25]) == 0.0
+    assert math.isnan(drift.psi([0.5, 0.5], [0, 0]))
+
+
+def test_psi_of_an_empty_bin_is_finite() -> None:
+    # the empty bin is floored at EPSILON, not left at zero (which would make PSI infinite)
+    assert math.isfinite(drift.psi([1.0, 0.0], [0, 100]))
+    assert drift.psi([1.0, 0.0], [0, 100]) > 5  # everything moved: far above 0.25
+
+
+def test_ks_known_answer_against_the_uniform_cdf() -> None:
+    # quantiles 0 and 1: the CDF of U(0, 1). By hand, D = max(1 - .7, 2/3 - .4, 1/3 - .1) = .3
+    statistic, p_value = drift.ks([0.0, 1.0], [0.1, 0.4, 0.7])
+    assert statistic == pytest.approx(0.3)
+    assert p_value == pytest.approx(stats.kstest([0.1, 0.4, 0.7], "uniform").pvalue)
+
+
+def test_ks_tells_a_shifted_sample_from_its_own() -> None:
+    rng = random.Random(1)
+    reference = distributions.numeric("x", [rng.gauss(0, 1) for _ in range(5000)])
+    same = drift.compare(reference, [rng.gauss(0, 1) for _ in range(2000)])
+    shifted = drift.compare(reference, [rng.gauss(0.5, 1) for _ in range(2000)])
+    assert same["ks"] < 0.05 < shifted["ks"]
+    assert same["p_value"] > 0.01 > shifted["p_value"]
+    assert same["psi"] < 0.1 < shifted["psi"]
+
+
+def test_chi2_known_answer() -> None:
+    statistic, p_value = drift.chi2([0.5, 0.5], [30, 70])
+    assert statistic == pytest.approx(16.0)  # (20² + 20²) / 50
+    assert p_value == pytest.approx(stats.chi2.sf(16.0, 1))
+
+
+def test_a_category_training_never_saw_is_drift() -> None:
+    reference = distributions.categorical("channel", ["pos"] * 50 + ["web"] * 50)
+    same = drift.compare(reference, ["pos", "web"] * 500)
+    new = drift.compare(reference, ["pos", "web", "fax", "fax"] * 250)
+    assert same["psi"] == pytest.approx(0.0, abs=1e-6)
+    assert same["p_value"] > 0.99
+    assert new["psi"] > 0.25
+    assert new["p_value"] < 1e-6
+
+
+def _errors(rate: float, count: int, rng: random.Random) -> list[float]:
+    return [float(rng.random() < rate) for _ in range(count)]
+
+
+def test_detectors_stay_quiet_on_a_steady_error_rate() -> None:
+    for seed in range(5):
+        detectors = ErrorStream(0.002, 50, warmup=200)
+        assert not any(detectors.update(e) for e in _errors(0.05, 20_000, random.Random(seed)))
+
+
+def test_detectors_catch_an_abrupt_rise_within_a_few_hundred_errors() -> None:
+    for seed in range(5):
+        rng = random.Random(seed)
+        detectors = ErrorStream(0.002, 50, warmup=200)
+        assert not any(detectors.update(e) for e in _errors(0.05, 3000, rng))
+        found = [i for i, e in enumerate(_errors(0.45, 1000, rng)) if detectors.update(e)]
+        assert found
+        assert found[0] < 300
+
+
+def test_a_falling_error_rate_is_not_drift() -> None:
+    rng = random.Random(3)
+    detectors = ErrorStream(0.002, 50, warmup=200)
+    assert not any(detectors.update(e) for e in _errors(0.4, 3000, rng) + _errors(0.05, 3000, rng))
+
+
+def test_alarm_confirms_and_then_needs_clearing() -> None:
+    alarm = Alarm(confirm=3)
+    assert [alarm.check(h) for h in (True, True, False, True, True)] == [False] * 5
+    assert alarm.check(True)  # three in a row
+    assert not alarm.check(True, cleared=False)  # still high: no second event
+    assert not alarm.check(False, cleared=True)  # cleared: armed again...
+    assert [alarm.check(True) for _ in range(3)] == [False, False, True]  # ...and confirms anew
+
+
+def test_join_in_either_order_counts_each_version_once() -> None:
+    joiner = Joiner(window_s=60)
+    champion = {"event_id": "e1", "model_version": 1, "shadow": False, "event_time": 1000}
+    assert joiner.prediction(champion, now=0) is None
+    (joined,) = joiner.label("e1", True, 4000, now=1)
+    assert joined.label is True
+    assert joined.label_delay_ms == 3000
+    shadow = champion | {"model_version": 2, "shadow": True}
+    assert joiner.prediction(shadow, now=2) is not None  # label first, prediction after
+    assert joiner.prediction(champion, now=3) is None  # written twice: counted once
+    joiner.prediction({**champion, "event_id": "e2"}, now=4)
+    joiner.label("e3", False, 5000, now=5)
+    joiner.expire(now=100)
+    assert (joiner.unlabelled, joiner.orphans, joiner.pending) == (1, 1, 0)
+
+
+# -- the monitor as a whole, on a generated stream --
+
+SETTINGS = MonitorSettings(min_samples=300, interval=timedelta(seconds=1), confirm=2)
+
+
+def _version(number: int, accuracy: float = 0.95) -> dict[str, Any]:
+    rng = random.Random(number)
+    return {
+        "version": number,
+        "aliases": ["champion"],
+        "created_at": 0,
+        "metrics": {"accuracy": accuracy},
+        "reference": [distributions.numeric("amount", [rng.uniform(0, 100) for _ in range(2000)])],
+        "prediction_reference": distributions.numeric("score", [rng.random() for _ in range(2000)]),
+    }
+
+
+def _run(monitor: Monitor, version: int, error_rate: float, count: int, start: int) -> int:
+    """`count` scored and labelled events with that error rate, a tick every 100."""
+    rng = random.Random(start)
+    for i in range(start, start + count):
+        label = rng.random() < 0.5
+        wrong = rng.random() < error_rate
+        score = rng.uniform(0.5, 1) if label != wrong else rng.uniform(0, 0.5)
+        monitor.vector({"values": {"amount": rng.uniform(0, 100)}}, i * 1000)
+        prediction = {
+            "event_id": f"e{i}",
+            "model_version": version,
+            "shadow": False,
+            "event_time": i * 1000,
+            "score": score,
+            "latency_ms": 5.0,
+        }
+        monitor.prediction(prediction, now=i / 100)
+        monitor.label(
+            {"event_id": f"e{i}", "label_time": i * 1000 + 3000, "payload": {"is_fraud": label}},
+            now=i / 100,
+        )
+        if i % 100 == 0:
+            monitor.tick(now=i / 100, now_ms=i * 1000)
+    return start + count
+
+
+def test_no_drift_no_event() -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(1)])
+    _run(monitor, 1, error_rate=0.05, count=20_000, start=0)
+    assert monitor.drain(now_ms=0) == []
+    (metrics,) = monitor.tick(now=1000, now_ms=1000)
+    assert metrics["performance"]["accuracy"] == pytest.approx(0.95, abs=0.03)
+    assert metrics["features"][0]["psi"] < 0.1
+
+
+def test_one_drift_is_one_event_until_a_new_champion() -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(1)])
+    t = _run(monitor, 1, error_rate=0.05, count=3000, start=0)
+    onset = t
+    t = _run(monitor, 1, error_rate=0.5, count=5000, start=t)  # the floor stays broken too
+    (event,) = monitor.drain(now_ms=123)
+    assert event["kind"] == "concept"
+    assert event["model_version"] == 1
+    assert event["detected_at"] == 123
+    assert onset * 1000 < event["window_end"] < (onset + 300) * 1000  # within 300 labels
+    monitor.set_versions([_version(2)])
+    t = _run(monitor, 2, error_rate=0.05, count=3000, start=t)
+    assert monitor.drain(now_ms=0) == []
+
+
+def test_a_version_is_not_judged_on_its_own_training_data() -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(1) | {"created_at": 3_000_000}])  # trained at event 3000
+    _run(monitor, 1, error_rate=0.0, count=3000, start=0)  # in-sample: no errors at all
+    _run(monitor, 1, error_rate=0.05, count=3000, start=3000)  # what it really does
+    assert monitor.drain(now_ms=0) == []  # no rise: the first 3000 were never counted
+    (metrics,) = monitor.tick(now=100, now_ms=0)
+    assert metrics["performance"]["accuracy"] == pytest.approx(0.95, abs=0.03)
+
+
+def test_a_champion_that_stays_below_its_holdout_is_performance_drift() -> None:
+    # what the detectors miss: a new champion that is bad from its first prediction on
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(2, accuracy=0.95)])
+    _run(monitor, 2, error_rate=0.3, count=3000, start=0)
+    (event,) = monitor.drain(now_ms=0)
+    assert (event["kind"], event["detector"]) == ("performance", "floor")
+    assert float(event["details"]["live_accuracy"]) == pytest.approx(0.7, abs=0.05)
