@@ -54,10 +54,10 @@ def running(
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
-        **extra,
         "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
         "TIDELINE_PROJECT": PROJECT,
         f"TIDELINE_{service.upper()}_METRICS_PORT": str(port),
+        **extra,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tideline.cli", "run", service],

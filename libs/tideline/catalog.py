@@ -68,3 +68,35 @@ def topic(name: str) -> Topic:
 def max_message_bytes() -> int:
     """The largest record any catalog topic admits: every consumer fetches at least this."""
     return max(t.max_message_bytes or BROKER_MAX_MESSAGE_BYTES for t in topics().values())
+
+
+def _retention(ms: int) -> str:
+    if ms < 0:
+        return "forever"
+    days = ms / 86_400_000
+    return f"{days:g} days" if days >= 1 else f"{ms / 3_600_000:g} hours"
+
+
+def reference() -> str:
+    """docs/topics.md: every topic, its key, value record and retention, from this catalog."""
+    lines = [
+        "# Topics reference",
+        "",
+        "Generated from `schemas/catalog.toml` by `tideline topics doc`; do not edit by hand.",
+        "Names carry the prefix `TIDELINE_TOPIC_PREFIX` (default `tideline.`). Values are Avro",
+        "records in single-object encoding; each record's fields are in `schemas/<record>.avsc`.",
+        "",
+        "| topic | key | value | partitions | cleanup | retention | what it carries |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in topics().values():
+        lines.append(
+            f"| `{t.name}` | {t.key} | `{t.value}` | {t.partitions} | {t.cleanup_policy}"
+            f" | {_retention(t.retention_ms)} | {t.description} |"
+        )
+    lines += ["", "## Value records", ""]
+    for name in sorted({t.value for t in topics().values()}):
+        schema = schemas.load(name)
+        doc = schema.parsed.get("doc", "") if isinstance(schema.parsed, dict) else ""
+        lines.append(f"- `{name}`: {doc}")
+    return "\n".join(lines) + "\n"

@@ -102,6 +102,12 @@ def topics_create() -> None:
         console.print(f"{state.name}: {'created' if state.created else 'exists'}")
 
 
+@topics_app.command("doc")
+def topics_doc() -> None:
+    """Print the topics reference (docs/topics.md) generated from the catalog."""
+    print(catalog.reference(), end="")
+
+
 @topics_app.command("list")
 def topics_list() -> None:
     """The catalog: every topic with its key, schema and retention."""

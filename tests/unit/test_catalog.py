@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from tideline import catalog, schemas
 from tideline.settings import Settings
 
@@ -57,3 +59,8 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:  # type: ignor
     assert settings.kafka_host_port == ("broker", 29092)
     assert settings.redis_host_port == ("cache", 6380)
     assert settings.topic("events") == "acme.events"
+
+
+def test_the_topics_reference_in_docs_is_the_catalogs() -> None:
+    reference = Path(__file__).resolve().parents[2] / "docs" / "topics.md"
+    assert reference.read_text() == catalog.reference(), "run: tideline topics doc > docs/topics.md"

@@ -1,0 +1,218 @@
+"""Serving: stream scoring rate and latency, and request-time scoring over HTTP.
+
+Run against a running stack: .venv/bin/python benchmarks/serving.py
+
+Setup, on fresh topics: N labelled card vectors on `features`; the trainer and the
+registry (as processes) make v1, gradient boosting on the last 10,000. Then, per run,
+`tideline run serving` in a consumer group of its own:
+
+- rate: it scores the N waiting vectors; records/s from its first prediction to its
+  Nth (its own counter). Beside it, in this process, the per-record way (one model
+  call per vector) on 2,000 of the same vectors: the ratio is what micro-batching buys.
+- latency: vectors arrive at `per_s` a second, stamped when produced; p50/p99 of the
+  predictions' `latency_ms` (vector computed to scored, one Kafka hop included).
+- HTTP: sequential POST /score over one keep-alive connection, for entities whose
+  features are in Redis; p50/p99 as the client sees them.
+"""
+
+import asyncio
+import http.client
+import json
+import random
+import statistics
+import time
+import uuid
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import typer
+from featurestore import PROJECT, fresh, running
+from rich.console import Console
+from rich.table import Table
+from tideline import control, kafka, project, schemas, serde, service, streams, synthetic
+from tideline.durations import epoch_millis
+from tideline.models import ModelClient
+from tideline.online_store import Entry, OnlineStore
+from tideline.scoring import Scorer
+from tideline.settings import Settings
+from training import fill
+
+console = Console()
+CARDS = project.load(PROJECT)
+PREDICTION = schemas.load("tideline.Prediction")
+SERVING_PORT, TRAINER_PORT, REGISTRY_PORT, HTTP_PORT = 9163, 9164, 9166, 8063
+
+
+def _wait(port: int, sample: str, total: float, timeout_s: float = 300, **labels: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while service.metric(port, sample, **labels) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sample} did not reach {total}")
+        time.sleep(0.05)
+
+
+def stream_rate(settings: Settings, n: int) -> float:
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    with running(
+        "serving",
+        settings,
+        SERVING_PORT,
+        TIDELINE_SERVING_GROUP_ID=group,
+        TIDELINE_SERVING_HTTP_PORT="0",
+    ):
+        _wait(SERVING_PORT, "tideline_serving_predictions_total", 1, role="champion")
+        started = time.perf_counter()
+        _wait(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+        return n / (time.perf_counter() - started)
+
+
+def per_record_rate(scorer: Scorer, vectors: list[dict[str, object]]) -> float:
+    started = time.perf_counter()
+    for vector in vectors:
+        scorer.scores([vector["values"]])  # type: ignore[list-item]
+    return len(vectors) / (time.perf_counter() - started)
+
+
+async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
+    """latency_ms of each prediction for vectors sent at `per_s` a second."""
+    ranges = await streams.offset_ranges(settings, settings.topic("predictions"))
+    start = {r.partition: r.end for r in ranges}
+    events = synthetic.Generator(CARDS, entities=5000, seed=int(time.time())).stream(
+        datetime.now(UTC) - timedelta(hours=1), per_s * seconds, timedelta(milliseconds=10)
+    )
+    vectors = [v for v, _ in synthetic.labelled_vectors(CARDS, events, synthetic.Concept(CARDS, 7))]
+    wanted = {v["event_id"] for v in vectors}
+    found: list[float] = []
+
+    async def collect() -> None:
+        decoder = serde.Decoder([PREDICTION])
+        follow = streams.follow(settings, settings.topic("predictions"), start)
+        async with aclosing(follow) as messages:
+            async for message in messages:
+                record = decoder.decode_as(PREDICTION, message.value)
+                if record["event_id"] in wanted and not record["shadow"]:
+                    found.append(record["latency_ms"])
+                    if len(found) == len(wanted):
+                        return
+
+    collecting = asyncio.create_task(collect())
+    producer = kafka.producer(settings)
+    async with kafka.started(producer):
+        began = time.monotonic()
+        for i, vector in enumerate(vectors):
+            vector["computed_at"] = datetime.now(UTC)
+            await producer.send(
+                settings.topic("features"),
+                serde.encode(CARDS.feature_schema, vector),
+                key=vector["entity_id"].encode(),
+                timestamp_ms=epoch_millis(vector["event_time"]),
+            )
+            await asyncio.sleep(max(0.0, began + (i + 1) / per_s - time.monotonic()))
+    await asyncio.wait_for(collecting, 60)
+    return found
+
+
+def http_latencies(requests: int, entities: list[str]) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", HTTP_PORT)
+    found = []
+    rng = random.Random(1)
+    for _ in range(requests):
+        body = json.dumps({"entity_id": rng.choice(entities)})
+        started = time.perf_counter()
+        connection.request("POST", "/score", body, {"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        reply.read()
+        found.append((time.perf_counter() - started) * 1000)
+        assert reply.status == 200, reply.status
+    connection.close()
+    return found
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main(
+    n: int = typer.Option(50_000, help="vectors waiting for each rate run"),
+    runs: int = typer.Option(3, help="runs of each measurement"),
+    per_s: int = typer.Option(2000, help="vectors a second in the latency runs"),
+    requests: int = typer.Option(3000, help="HTTP requests per run"),
+) -> None:
+    settings = fresh()
+    asyncio.run(fill(settings, n))
+    env = {"TIDELINE_TRAINER_WINDOW_ROWS": "10000"}
+    with (
+        running("trainer", settings, TRAINER_PORT, **env),
+        running("registry", settings, REGISTRY_PORT),
+    ):
+        _wait(TRAINER_PORT, "tideline_last_poll_timestamp_seconds", 1)
+        _wait(REGISTRY_PORT, "tideline_last_poll_timestamp_seconds", 1)
+        outcome = asyncio.run(control.train(settings, CARDS.name, "bench", timeout_s=300))
+        assert outcome.decision is not None
+        assert outcome.decision["action"] == "promoted"
+    scorer = Scorer(asyncio.run(ModelClient(settings).load(CARDS.name)), CARDS)
+
+    async def sample() -> list[dict[str, object]]:
+        decoder = serde.Decoder([CARDS.feature_schema])
+        ranges = await streams.offset_ranges(settings, settings.topic("features"))
+        found = []
+        async for message in streams.read_ranges(settings, ranges):
+            found.append(decoder.decode_as(CARDS.feature_schema, message.value))
+            if len(found) == 2000:
+                break
+        return found
+
+    vectors = asyncio.run(sample())
+    rates = [stream_rate(settings, n) for _ in range(runs)]
+    singles = [per_record_rate(scorer, vectors) for _ in range(runs)]
+
+    store = OnlineStore(settings, CARDS)
+    entities = [f"bench-{i}" for i in range(1000)]
+    now = epoch_millis(datetime.now(UTC))
+    store.write(
+        [Entry(e, f"e-{e}", now, 0, dict(vectors[i]["values"])) for i, e in enumerate(entities)]
+    )  # type: ignore[call-overload]
+    store.close()
+    tails: list[tuple[float, float]] = []
+    https: list[tuple[float, float]] = []
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    for _ in range(runs):
+        with running(
+            "serving",
+            settings,
+            SERVING_PORT,
+            TIDELINE_SERVING_GROUP_ID=group,
+            TIDELINE_SERVING_HTTP_PORT=str(HTTP_PORT),
+        ):
+            _wait(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+            found = asyncio.run(latency(settings, per_s, 10))
+            tails.append((_pct(found, 50), _pct(found, 99)))
+            http_latencies(300, entities)  # warm up
+            found = http_latencies(requests, entities)
+            https.append((_pct(found, 50), _pct(found, 99)))
+            group = f"bench-{uuid.uuid4().hex[:8]}"  # the next run scores the backlog again
+
+    table = Table("measure", "median", "runs")
+    rate = statistics.median(rates)
+    single = statistics.median(singles)
+    table.add_row(
+        "stream: records/s (micro-batches)", f"{rate:,.0f}", " ".join(f"{r:,.0f}" for r in rates)
+    )
+    table.add_row(
+        "per-record model calls, records/s",
+        f"{single:,.0f}",
+        " ".join(f"{r:,.0f}" for r in singles),
+    )
+    table.add_row("ratio", f"{rate / single:.1f}x", "")
+    for label, found in ((f"stream latency at {per_s}/s", tails), ("HTTP /score", https)):
+        table.add_row(
+            f"{label}: p50 / p99 ms",
+            f"{statistics.median(p for p, _ in found):.2f} / {statistics.median(q for _, q in found):.2f}",
+            " ".join(f"{p:.2f}/{q:.2f}" for p, q in found),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
