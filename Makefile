@@ -44,6 +44,10 @@ bench: install
 	$(BIN)/python benchmarks/featurestore.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/drift_policy.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/loop.py
+	$(BIN)/python benchmarks/adaptation.py
 
 # Online retrieval next to Feast, which lives in a venv of its own (it pins pandas < 3).
 BENCH_VENV := .venv-bench

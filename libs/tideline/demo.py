@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -90,38 +90,55 @@ class Report:
         return json.dumps(asdict(self), default=str, indent=1)
 
 
-class Traffic:
-    """Card transactions as JSON, their labels `label_delay_s` later, at `rate` a second."""
+# The next event's payload (the project's fields) and its label, for a phase of the run.
+Source = Callable[[str], tuple[Record, Any]]
 
-    def __init__(self, settings: Settings, definition: project.Project, plan: Plan) -> None:
-        self.settings, self.definition, self.plan = settings, definition, plan
-        # a new seed each run: the demo's data is its own
-        self.generator = synthetic.Generator(definition, entities=500, seed=time.time_ns())
-        self.concepts = [synthetic.Concept(definition, seed=s) for s in (11, 12)]
-        self.labels: dict[str, bool] = {}
+
+def generated(definition: project.Project, plan: Plan) -> Source:
+    """The project's synthetic events; from the drift point on, another concept labels them."""
+    # a new seed each run: the demo's data is its own
+    generator = synthetic.Generator(definition, entities=500, seed=time.time_ns())
+    concepts = [synthetic.Concept(definition, seed=s) for s in (11, 12)]
+
+    def source(phase: str) -> tuple[Record, Any]:
+        record = generator.event(datetime.now(UTC))
+        concept = concepts[1 if plan.drift and phase == "after" else 0]
+        return record["payload"], concept.label(record)
+
+    return source
+
+
+class Traffic:
+    """Events as JSON, their labels `label_delay_s` later, at `rate` a second."""
+
+    def __init__(
+        self, settings: Settings, definition: project.Project, plan: Plan, source: Source
+    ) -> None:
+        self.settings, self.definition, self.plan, self.source = settings, definition, plan, source
+        self.run = f"{time.time_ns():x}"
+        self.labels: dict[str, Any] = {}
         self.phase: dict[str, str] = {}
         self.event_times: list[tuple[int, str]] = []  # (event time ms, phase), in order
         self._due: deque[tuple[float, bytes, bytes]] = deque()
         self.producer = kafka.producer(settings)
 
-    async def stream(self, count: int, phase: str, concept: int, progress: Progress) -> None:
+    async def stream(self, count: int, phase: str, progress: Progress) -> None:
         task = progress.add_task(f"streaming: {phase}", total=count)
         started, sent = time.monotonic(), 0
-        field_name = self.definition.label.field
+        field_name, entity_key = self.definition.label.field, self.definition.event.entity_key
         while sent < count:
             goal = min(count, int((time.monotonic() - started) * self.plan.rate) + 1)
             for _ in range(goal - sent):
-                record = self.generator.event(datetime.now(UTC))
-                event_id, payload = record["event_id"], record["payload"]
-                label = bool(self.concepts[concept].label(record))
+                payload, label = self.source(phase)
+                event_id = f"{self.run}-{len(self.event_times)}"
                 self.labels[event_id], self.phase[event_id] = label, phase
-                at = record["event_time"]
+                at = datetime.now(UTC)
                 self.event_times.append((int(at.timestamp() * 1000), phase))
                 body = {"event_id": event_id, "event_time": at.isoformat()} | payload
                 await self.producer.send(
                     self.settings.topic("events.raw"),
                     json.dumps(body).encode(),
-                    key=record["entity_id"].encode(),
+                    key=str(payload[entity_key]).encode(),
                 )
                 value = json.dumps({"event_id": event_id, field_name: label}).encode()
                 self._due.append(
@@ -146,11 +163,7 @@ class Traffic:
 
     async def broken(self) -> int:
         """Records ingest must refuse, each to the dead-letter topic with its reason."""
-        records = [
-            b"\x00\xffnot json",
-            json.dumps({"event_id": "no-fields"}).encode(),
-            json.dumps({"event_id": "fax", "card_id": "c", "channel": "fax"}).encode(),
-        ]
+        records = [b"\x00\xffnot json", json.dumps({"event_id": "no-fields"}).encode()]
         for value in records:
             await self.producer.send(self.settings.topic("events.raw"), value)
         return len(records)
@@ -229,6 +242,7 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
         f"after it, v{first} still serving": _accuracy([r for r in after if r[1] == first]),
         "after it, the new champion": _accuracy([r for r in after if r[1] in newer]),
         f"the last {plan.last_window} served": _accuracy(after[-plan.last_window :]),
+        "prequential, from the first model on": _accuracy([r for r in rows if r[0] != "bootstrap"]),
     }
     report.retrains = sum(
         s["state"] == "published" and s["trigger"]["kind"] != "request" for s in observer.statuses
@@ -263,10 +277,11 @@ async def loop(
     plan: Plan,
     ports: dict[str, int],
     console: Console,
+    source: Source | None = None,
 ) -> Report:
     """Stream, bootstrap a first model, change the concept, watch the platform adapt."""
     report = Report(drift=plan.drift, topic_prefix=settings.topic_prefix)
-    traffic = Traffic(settings, definition, plan)
+    traffic = Traffic(settings, definition, plan, source or generated(definition, plan))
     observer = Observer(settings, console, report)
     topics = ("predictions", "monitor.drift", "trainer.status", "models.updated")
     watching = [asyncio.create_task(observer.follow(t)) for t in topics]
@@ -274,7 +289,7 @@ async def loop(
         async with kafka.started(traffic.producer):
             with Progress(console=console, transient=True) as progress:
                 broken = await traffic.broken()
-                await traffic.stream(plan.bootstrap, "bootstrap", 0, progress)
+                await traffic.stream(plan.bootstrap, "bootstrap", progress)
                 await traffic.flush_labels()
                 await _wait_metric(
                     ports["ingest"],
@@ -304,14 +319,14 @@ async def loop(
                     "serving",
                     role="champion",
                 )
-                await traffic.stream(plan.before, "before", 0, progress)
+                await traffic.stream(plan.before, "before", progress)
                 report.onset = time.time()
                 observer.note(
                     "drift point: the rule behind the labels changes"
                     if plan.drift
                     else "control run: the rule never changes"
                 )
-                await traffic.stream(plan.after, "after", 1 if plan.drift else 0, progress)
+                await traffic.stream(plan.after, "after", progress)
                 await traffic.flush_labels()
             await asyncio.sleep(3)  # the last predictions and drift verdicts
     finally:
@@ -393,6 +408,7 @@ def run(
     report_path: Path | None = None,
     ports: dict[str, int] = PORTS,
     http_port: int = HTTP_PORT,
+    source: Source | None = None,
 ) -> Report:
     definition = project.load(definition_path)
     settings = settings.model_copy(update={"topic_prefix": f"demo-{time.time_ns() // 1_000_000}."})
@@ -406,7 +422,7 @@ def run(
         asyncio.run(kafka.create_topics(settings))
         console.print(f"topics: {settings.topic_prefix}*; six services starting")
         with services(settings, definition_path, ports, http_port):
-            report = asyncio.run(loop(settings, definition, plan, ports, console))
+            report = asyncio.run(loop(settings, definition, plan, ports, console, source))
         show(report, console)
         if report_path is not None:
             report_path.write_text(report.to_json())

@@ -7,6 +7,7 @@ import signal
 import time
 import urllib.request
 
+import threadpoolctl
 from prometheus_client import Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
@@ -29,8 +30,15 @@ def quiet_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def setup(service: str, metrics_port: int) -> asyncio.Event:
-    """Configure logs, serve /metrics, and return an event that SIGTERM/SIGINT set."""
+def setup(service: str, metrics_port: int, native_threads: int) -> asyncio.Event:
+    """Configure logs, serve /metrics, limit native thread pools, and return an event that
+    SIGTERM/SIGINT set.
+
+    Native threads: six services share the machine's cores, and OpenMP's threads spin
+    while they wait. With two per process on two cores, a 1,000-row gradient boosting
+    fit took 5.4 s in the demo's loop instead of 1.5 s with one.
+    """
+    threadpoolctl.threadpool_limits(native_threads)
     # One JSON object a line, so a log shipper can index service, level and logger.
     handler = logging.StreamHandler()
     handler.setFormatter(

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local broker."
     )
+    native_threads: int = Field(
+        default=1,
+        description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",
+    )
 
     def topic(self, name: str) -> str:
         """The full name of a catalog topic."""

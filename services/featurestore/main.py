@@ -24,7 +24,7 @@ class FeatureStoreSettings(BaseSettings):
 
 async def serve() -> None:
     settings, own = Settings(), FeatureStoreSettings()
-    stop = service.setup("featurestore", own.metrics_port)
+    stop = service.setup("featurestore", own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     await kafka.require(settings, "events", "features", "featurestore.state", "ingest.dlq")
     states = WindowStates(settings)

@@ -99,7 +99,7 @@ async def rebuild_dedup(ingest: Ingest, settings: Settings) -> int:
 
 async def serve() -> None:
     settings, own = Settings(), IngestSettings()
-    stop = service.setup("ingest", own.metrics_port)
+    stop = service.setup("ingest", own.metrics_port, settings.native_threads)
     await kafka.require(settings, "events.raw", "labels.raw", "events", "labels", "ingest.dlq")
     ingest = Ingest(project.load(settings.project), own.dedup_window)
     log.info("re-learned %d ids from the output topics", await rebuild_dedup(ingest, settings))

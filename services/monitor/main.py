@@ -74,7 +74,7 @@ class Reader:
 
 async def serve() -> None:
     settings, own = Settings(), MonitorSettings()
-    stop = service.setup("monitor", own.metrics_port)
+    stop = service.setup("monitor", own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     await kafka.require(
         settings,

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 async def serve() -> None:
     settings, own = Settings(), RegistrySettings()
-    stop = service.setup("registry", own.metrics_port)
+    stop = service.setup("registry", own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     await kafka.require(
         settings,

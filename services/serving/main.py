@@ -52,7 +52,7 @@ def batch_handler(
 
 async def serve() -> None:
     settings, own = Settings(), ServingSettings()
-    stop = service.setup("serving", own.metrics_port)
+    stop = service.setup("serving", own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     await kafka.require(settings, "features", "predictions", "models.updated", "ingest.dlq")
     name = own.model_name or definition.name

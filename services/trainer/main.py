@@ -40,7 +40,7 @@ async def _labels_seen(consumer: AIOKafkaConsumer, partitions: list[TopicPartiti
 
 async def serve() -> None:
     settings, own = Settings(), TrainerSettings()
-    stop = service.setup("trainer", own.metrics_port)
+    stop = service.setup("trainer", own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     learners.parameters(own.family, own.params)  # an unknown family fails now, not at a run
     await kafka.require(
