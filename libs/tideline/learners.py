@@ -11,6 +11,8 @@ Families (classification / regression):
   learnt one row at a time, so it can keep learning between retrains
 """
 
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +170,47 @@ def fit(model: Any, task: Task, x: pd.DataFrame, labels: Sequence[Any]) -> Any:
         return model.fit(x, y)
     except ValueError as exc:
         raise LearnerError(f"training failed: {exc}") from exc
+
+
+def _number(value: Any) -> float:
+    # as Columns.frame's pd.to_numeric(errors="coerce"): what is not a number is missing
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def score_one(model: Any, task: Task, columns: Columns, row: Mapping[str, Any]) -> float:
+    """The score of one row, as `scores` gives it, without pandas: for request time.
+
+    A one-row DataFrame and the column transformer's pandas indexing cost about 4 ms,
+    nine tenths of a request; the fitted transformers take plain arrays in a fraction
+    of that. Only for the pipelines `make` builds (prepare, then model).
+    """
+    if _is_river(model):
+        found = _river_row(row)
+        if task == "classification":
+            return float(model.predict_proba_one(found).get(True, 0.0))
+        return float(model.predict_one(found))
+    prepare = model.named_steps["prepare"]
+    numeric = np.array([[_number(row.get(n)) for n in columns.numeric]], dtype=float)
+    text = [[None if (v := row.get(n)) is None or v != v else str(v) for n in columns.categorical]]
+    parts = []
+    with warnings.catch_warnings():
+        # fitted on a DataFrame, they warn that plain arrays carry no column names
+        warnings.filterwarnings("ignore", "X does not have valid feature names")
+        if columns.numeric:
+            parts.append(prepare.named_transformers_["numeric"].transform(numeric))
+        if columns.categorical:
+            encoded = prepare.named_transformers_["categorical"].transform(
+                np.array(text, dtype=object)
+            )
+            parts.append(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
+        x = np.hstack(parts)
+        estimator = model.named_steps["model"]
+        if task == "classification":
+            return float(estimator.predict_proba(x)[0, 1])
+        return float(estimator.predict(x)[0])
 
 
 def scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:

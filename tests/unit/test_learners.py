@@ -1,9 +1,10 @@
 """Model families as configuration: names, parameters, input frames, reference distributions."""
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from tideline import distributions, learners, project
+from tideline import distributions, learners, project, synthetic
 
 from ..projects import EXAMPLES
 
@@ -64,3 +65,23 @@ def test_categorical_references_pool_the_rare_and_name_the_missing() -> None:
     assert distributions.MISSING in reference["categories"]
     assert math.isclose(sum(reference["proportions"]), 1.0)
     assert distributions.categorical_bins(["a", distributions.OTHER], ["a", "b", "c"]) == [1, 2]
+
+
+@pytest.mark.parametrize("family", sorted(learners.FAMILIES))
+def test_one_row_scores_as_the_batch_does(family: str) -> None:
+    events = synthetic.Generator(CARDS, entities=50, seed=3).stream(
+        datetime(2026, 11, 24, tzinfo=UTC), 600, timedelta(seconds=5)
+    )
+    pairs = list(synthetic.labelled_vectors(CARDS, events, synthetic.Concept(CARDS, seed=7)))
+    rows = [vector["values"] for vector, _ in pairs]
+    labels = [label["payload"]["is_fraud"] for _, label in pairs]
+    model = learners.make(family, "classification", COLUMNS, {})
+    learners.fit(model, "classification", COLUMNS.frame(rows), labels)
+    odd = [
+        rows[0] | {"amount": None, "last_channel": None},  # missing values
+        rows[1] | {"last_channel": "fax", "amount_mean_1h": "n/a"},  # unknown, not a number
+        *rows[2:20],
+    ]
+    batch = learners.scores(model, "classification", COLUMNS.frame(odd))
+    one_by_one = [learners.score_one(model, "classification", COLUMNS, row) for row in odd]
+    assert one_by_one == pytest.approx(batch, abs=1e-12)
