@@ -17,27 +17,24 @@ from .services.running import environment
 pytestmark = pytest.mark.integration
 
 
-def _demo(settings: Settings, report: Path, *options: str) -> tuple[str, dict[str, Any]]:
+def _tideline(settings: Settings, *args: str) -> str:
+    """`tideline ARGS` against this test's stack; its output, once it succeeded."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tideline.cli",
-            "demo",
-            "--no-stack",
-            "--report",
-            str(report),
-            *options,
-        ],
+        [sys.executable, "-m", "tideline.cli", *args],
         env=environment(settings),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _demo(settings: Settings, report: Path, *options: str) -> tuple[str, dict[str, Any]]:
+    out = _tideline(settings, "demo", "--no-stack", "--report", str(report), *options)
     running = subprocess.run(["pgrep", "-f", "tideline.cli run"], capture_output=True, text=True)
     assert running.stdout == "", "the demo left services running"
-    return done.stdout, json.loads(report.read_text())
+    return out, json.loads(report.read_text())
 
 
 def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
@@ -67,24 +64,8 @@ def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
     # what an operator sees of it, with `tideline monitor tail`
     prefixed = settings.model_copy(update={"topic_prefix": report["topic_prefix"]})
     kept = asyncio.run(_records(prefixed, list(tail.TOPICS)))
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tideline.cli",
-            "monitor",
-            "tail",
-            "--from-beginning",
-            "--limit",
-            str(kept),
-        ],
-        env=environment(prefixed),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stdout + shown.stderr
-    lines = shown.stdout.splitlines()
+    shown = _tideline(prefixed, "monitor", "tail", "--from-beginning", "--limit", str(kept))
+    lines = shown.splitlines()
     assert sum("DRIFT concept" in line or "DRIFT performance" in line for line in lines) == 1
     assert any("cards v2: promoted -> production" in line for line in lines)
     assert any("cards v1 volume" in line and "accuracy" in line for line in lines)
