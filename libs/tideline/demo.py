@@ -304,6 +304,9 @@ async def loop(
                     plan.bootstrap,
                     "feature store",
                 )
+                await _wait_metric(
+                    ports["ingest"], "tideline_ingest_rejected_total", broken, "ingest"
+                )
                 observer.note(
                     f"ingest refused {broken} broken records: see {settings.topic('ingest.dlq')}"
                 )
