@@ -125,24 +125,20 @@ async def serve() -> None:
                     metrics.RECORDS.labels(tp.topic).inc(len(messages))
                     for message in messages:
                         reader.read(message, now)
-                pending = [
-                    await _send(producer, settings, DRIFT, "monitor.drift", e)
-                    for e in monitor.drain(_now_ms())
-                ]
-                if now >= next_tick:
+                out: list[tuple[schemas.Schema, str, Record]] = []
+                ticked = now >= next_tick
+                if ticked:
                     next_tick = now + own.interval.total_seconds()
-                    pending += [
-                        await _send(producer, settings, METRICS, "monitor.metrics", r)
-                        for r in _observed(monitor.tick(now, _now_ms()))
-                    ]
-                    pending += [
-                        await _send(producer, settings, DRIFT, "monitor.drift", e)
-                        for e in monitor.drain(_now_ms())
-                    ]
-                    await asyncio.gather(*pending)
+                    found = _observed(monitor.tick(now, _now_ms()))
+                    out += [(METRICS, "monitor.metrics", r) for r in found]
+                for event in monitor.drain(_now_ms()):  # the tick's too: after it
+                    metrics.DRIFT_EVENTS.labels(event["kind"]).inc()
+                    log.warning("drift: %s", {k: v for k, v in event.items() if k != "details"})
+                    out.append((DRIFT, "monitor.drift", event))
+                pending = [await _send(producer, settings, *o) for o in out]
+                await asyncio.gather(*pending)
+                if ticked:
                     await _commit(consumer)
-                elif pending:
-                    await asyncio.gather(*pending)
             if following.done():
                 await following  # raises what ended it
         finally:
@@ -158,9 +154,6 @@ async def _send(
     topic: str,
     record: Record,
 ) -> asyncio.Future[object]:
-    if topic == "monitor.drift":
-        metrics.DRIFT_EVENTS.labels(str(record["kind"])).inc()
-        log.warning("drift: %s", {k: v for k, v in record.items() if k != "details"})
     key = str(record["model_name"]).encode()
     future: asyncio.Future[object] = await producer.send(
         settings.topic(topic), serde.encode(schema, record), key=key
