@@ -21,30 +21,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from featurestore import fresh, running
+from featurestore import first_model, fresh, running, wait_metric
 from rich.console import Console
 from rich.table import Table
-from tideline import control, kafka, project, schemas, serde, service, synthetic
+from tideline import kafka, project, schemas, serde, synthetic
 from tideline.settings import Settings
 
 console = Console()
 WIDE = str(Path(__file__).with_name("wide.yaml"))
 DEFINITION = project.load(WIDE)
 PREDICTION = schemas.load("tideline.Prediction")
-MONITOR_PORT, TRAINER_PORT, REGISTRY_PORT = 9175, 9174, 9176
+MONITOR_PORT = 9175
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-def _wait(port: int, sample: str, total: float) -> None:
-    deadline = time.monotonic() + 300
-    while service.metric(port, sample) < total:
-        assert time.monotonic() < deadline, f"{sample} did not reach {total}"
-        time.sleep(0.1)
 
 
 def records(count: int, start: datetime, seed: int) -> list[tuple[str, bytes, bytes]]:
@@ -89,16 +82,13 @@ async def send(settings: Settings, found: list[tuple[str, bytes, bytes]], per_s:
         await producer.flush()
 
 
-async def train(settings: Settings) -> None:
-    history = records(3000, datetime.now(UTC) - timedelta(days=1), seed=1)
+async def history(settings: Settings) -> None:
+    """Labelled vectors a day old, for the trainer."""
     producer = kafka.producer(settings)
     async with kafka.started(producer):
-        for topic, key, value in history:
+        for topic, key, value in records(3000, datetime.now(UTC) - timedelta(days=1), seed=1):
             if topic != "predictions":
                 await producer.send(settings.topic(topic), value, key=key)
-    outcome = await control.train(settings, DEFINITION.name, "bench", timeout_s=300)
-    assert outcome.decision is not None
-    assert outcome.decision["action"] == "promoted"
 
 
 def main(
@@ -109,13 +99,8 @@ def main(
     settings = fresh()
     asyncio.run(kafka.create_topics(settings))
     env = {"TIDELINE_PROJECT": WIDE}
-    with (
-        running("trainer", settings, TRAINER_PORT, **env),
-        running("registry", settings, REGISTRY_PORT, **env),
-    ):
-        _wait(TRAINER_PORT, "tideline_last_poll_timestamp_seconds", 1)
-        _wait(REGISTRY_PORT, "tideline_last_poll_timestamp_seconds", 1)
-        asyncio.run(train(settings))
+    asyncio.run(history(settings))
+    first_model(settings, DEFINITION.name, **env)
     shares = []
     backlog = 6000  # the training history: vectors and labels
     for run in range(runs):
@@ -124,13 +109,13 @@ def main(
         with running(
             "monitor", settings, MONITOR_PORT, TIDELINE_MONITOR_GROUP_ID=group, **env
         ) as proc:
-            _wait(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
+            wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
             # it starts from the beginning: all earlier records first, then idle
-            _wait(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             cpu, wall = cpu_seconds(proc.pid), time.monotonic()
             asyncio.run(send(settings, found, per_s))
             backlog += len(found)
-            _wait(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             shares.append((cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall))
     table = Table("measure", "median", "runs")
     table.add_row(

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import typer
-from featurestore import PROJECT, fresh, running
+from featurestore import PROJECT, first_model, fresh, running, wait_metric
 from rich.console import Console
 from rich.table import Table
-from tideline import control, kafka, project, schemas, serde, service, streams, synthetic
+from tideline import kafka, project, schemas, serde, streams, synthetic
 from tideline.durations import epoch_millis
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
@@ -41,15 +41,7 @@ from training import fill
 console = Console()
 CARDS = project.load(PROJECT)
 PREDICTION = schemas.load("tideline.Prediction")
-SERVING_PORT, TRAINER_PORT, REGISTRY_PORT, HTTP_PORT = 9163, 9164, 9166, 8063
-
-
-def _wait(port: int, sample: str, total: float, timeout_s: float = 300, **labels: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while service.metric(port, sample, **labels) < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sample} did not reach {total}")
-        time.sleep(0.05)
+SERVING_PORT, HTTP_PORT = 9163, 8063
 
 
 def stream_rate(settings: Settings, n: int) -> float:
@@ -61,9 +53,9 @@ def stream_rate(settings: Settings, n: int) -> float:
         TIDELINE_SERVING_GROUP_ID=group,
         TIDELINE_SERVING_HTTP_PORT="0",
     ):
-        _wait(SERVING_PORT, "tideline_serving_predictions_total", 1, role="champion")
+        wait_metric(SERVING_PORT, "tideline_serving_predictions_total", 1, role="champion")
         started = time.perf_counter()
-        _wait(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+        wait_metric(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
         return n / (time.perf_counter() - started)
 
 
@@ -141,16 +133,7 @@ def main(
 ) -> None:
     settings = fresh()
     asyncio.run(fill(settings, n))
-    env = {"TIDELINE_TRAINER_WINDOW_ROWS": "10000"}
-    with (
-        running("trainer", settings, TRAINER_PORT, **env),
-        running("registry", settings, REGISTRY_PORT),
-    ):
-        _wait(TRAINER_PORT, "tideline_last_poll_timestamp_seconds", 1)
-        _wait(REGISTRY_PORT, "tideline_last_poll_timestamp_seconds", 1)
-        outcome = asyncio.run(control.train(settings, CARDS.name, "bench", timeout_s=300))
-        assert outcome.decision is not None
-        assert outcome.decision["action"] == "promoted"
+    first_model(settings, CARDS.name, TIDELINE_TRAINER_WINDOW_ROWS="10000")
     scorer = Scorer(asyncio.run(ModelClient(settings).load(CARDS.name)), CARDS)
 
     async def sample() -> list[dict[str, object]]:
@@ -185,7 +168,7 @@ def main(
             TIDELINE_SERVING_GROUP_ID=group,
             TIDELINE_SERVING_HTTP_PORT=str(HTTP_PORT),
         ):
-            _wait(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+            wait_metric(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
             found = asyncio.run(latency(settings, per_s, 10))
             tails.append((_pct(found, 50), _pct(found, 99)))
             http_latencies(300, entities)  # warm up
