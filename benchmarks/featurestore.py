@@ -72,17 +72,6 @@ def running(
         proc.wait(timeout=60)
 
 
-def wait_metric(
-    port: int, sample: str, total: float, timeout_s: float = 300, **labels: str
-) -> None:
-    """Until a local service's `sample` reaches `total`."""
-    deadline = time.monotonic() + timeout_s
-    while service.metric(port, sample, **labels) < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sample} did not reach {total}")
-        time.sleep(0.05)
-
-
 def first_model(settings: Settings, name: str, **env: str) -> None:
     """v1 of `name`, trained and promoted by a trainer and a registry run for it (the
     labelled vectors must be on the topics already)."""
@@ -91,8 +80,8 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
         running("trainer", settings, trainer, **env),
         running("registry", settings, registry, **env),
     ):
-        wait_metric(trainer, "tideline_last_poll_timestamp_seconds", 1)
-        wait_metric(registry, "tideline_last_poll_timestamp_seconds", 1)
+        service.wait_metric(trainer, "tideline_last_poll_timestamp_seconds", 1)
+        service.wait_metric(registry, "tideline_last_poll_timestamp_seconds", 1)
         outcome = asyncio.run(control.train(settings, name, "bench", timeout_s=300))
     assert outcome.decision is not None
     assert outcome.decision["action"] == "promoted", outcome.decision["reason"]

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from featurestore import first_model, fresh, running, wait_metric
+from featurestore import first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import kafka, project, schemas, serde, synthetic
+from tideline import kafka, project, schemas, serde, service, synthetic
 from tideline.settings import Settings
 
 console = Console()
@@ -109,13 +109,13 @@ def main(
         with running(
             "monitor", settings, MONITOR_PORT, TIDELINE_MONITOR_GROUP_ID=group, **env
         ) as proc:
-            wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
+            service.wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
             # it starts from the beginning: all earlier records first, then idle
-            wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            service.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             cpu, wall = cpu_seconds(proc.pid), time.monotonic()
             asyncio.run(send(settings, found, per_s))
             backlog += len(found)
-            wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            service.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             shares.append((cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall))
     table = Table("measure", "median", "runs")
     table.add_row(

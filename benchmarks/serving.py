@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import typer
-from featurestore import PROJECT, first_model, fresh, running, wait_metric
+from featurestore import PROJECT, first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import kafka, project, schemas, serde, streams, synthetic
+from tideline import kafka, project, schemas, serde, service, streams, synthetic
 from tideline.durations import epoch_millis
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
@@ -53,9 +53,13 @@ def stream_rate(settings: Settings, n: int) -> float:
         TIDELINE_SERVING_GROUP_ID=group,
         TIDELINE_SERVING_HTTP_PORT="0",
     ):
-        wait_metric(SERVING_PORT, "tideline_serving_predictions_total", 1, role="champion")
+        service.wait_metric(
+            SERVING_PORT, "tideline_serving_predictions_total", 1, labels={"role": "champion"}
+        )
         started = time.perf_counter()
-        wait_metric(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+        service.wait_metric(
+            SERVING_PORT, "tideline_serving_predictions_total", n, labels={"role": "champion"}
+        )
         return n / (time.perf_counter() - started)
 
 
@@ -168,7 +172,9 @@ def main(
             TIDELINE_SERVING_GROUP_ID=group,
             TIDELINE_SERVING_HTTP_PORT=str(HTTP_PORT),
         ):
-            wait_metric(SERVING_PORT, "tideline_serving_predictions_total", n, role="champion")
+            service.wait_metric(
+                SERVING_PORT, "tideline_serving_predictions_total", n, role="champion"
+            )
             found = asyncio.run(latency(settings, per_s, 10))
             tails.append((_pct(found, 50), _pct(found, 99)))
             http_latencies(300, entities)  # warm up

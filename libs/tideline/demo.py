@@ -32,8 +32,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from tideline import control, kafka, project, schemas, serde, streams, synthetic
-from tideline.service import metric
+from tideline import control, kafka, project, schemas, serde, service, streams, synthetic
 from tideline.settings import Settings
 from tideline.stack import local
 
@@ -263,12 +262,8 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
         report.loop_s = min(served_new) - report.onset
 
 
-async def _wait_metric(port: int, sample: str, total: float, what: str, **labels: str) -> None:
-    deadline = time.monotonic() + 180
-    while metric(port, sample, **labels) < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: {sample} did not reach {total} in 3 minutes")
-        await asyncio.sleep(0.2)
+async def _wait_metric(port: int, sample: str, total: float, **labels: str) -> None:
+    await asyncio.to_thread(service.wait_metric, port, sample, total, labels=labels)
 
 
 async def loop(
@@ -295,18 +290,14 @@ async def loop(
                     ports["ingest"],
                     "tideline_ingest_records_out_total",
                     plan.bootstrap,
-                    "ingest",
                     topic="labels",
                 )
                 await _wait_metric(
                     ports["featurestore"],
                     "tideline_featurestore_events_total",
                     plan.bootstrap,
-                    "feature store",
                 )
-                await _wait_metric(
-                    ports["ingest"], "tideline_ingest_rejected_total", broken, "ingest"
-                )
+                await _wait_metric(ports["ingest"], "tideline_ingest_rejected_total", broken)
                 observer.note(
                     f"ingest refused {broken} broken records: see {settings.topic('ingest.dlq')}"
                 )
@@ -319,7 +310,6 @@ async def loop(
                     ports["serving"],
                     "tideline_serving_model_version",
                     first,
-                    "serving",
                     role="champion",
                 )
                 await traffic.stream(plan.before, "before", progress)

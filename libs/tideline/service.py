@@ -6,6 +6,7 @@ import logging
 import signal
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 
 import threadpoolctl
 from prometheus_client import Gauge, start_http_server
@@ -75,6 +76,29 @@ def metric(port: int, sample: str, **labels: str) -> float:
         for found in family.samples
         if found.name == sample and labels.items() <= found.labels.items()
     )
+
+
+def wait_metric(
+    port: int,
+    sample: str,
+    at_least: float,
+    timeout_s: float = 180,
+    alive: Callable[[], bool] = lambda: True,
+    labels: Mapping[str, str] | None = None,
+) -> float:
+    """Poll a local service's `sample` until it reaches `at_least`; its value then.
+
+    TimeoutError when it does not in `timeout_s`, RuntimeError as soon as `alive` says
+    the service is gone.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (value := metric(port, sample, **(labels or {}))) < at_least:
+        if not alive():
+            raise RuntimeError(f"the service on :{port} died with {sample} at {value}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sample} stayed at {value}, wanted {at_least}")
+        time.sleep(0.05)
+    return value
 
 
 def heartbeat(service: str) -> None:

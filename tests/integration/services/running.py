@@ -65,12 +65,7 @@ class Service:
         return service.metric(self.metrics_port, name, **labels)
 
     def wait_for(self, name: str, at_least: float, timeout_s: float = 90, **labels: str) -> float:
-        deadline = time.monotonic() + timeout_s
-        while (value := self.metric(name, **labels)) < at_least:
-            assert self.alive(), f"{self.name} died"
-            assert time.monotonic() < deadline, f"{name} stayed at {value}, wanted {at_least}"
-            time.sleep(0.2)
-        return value
+        return service.wait_metric(self.metrics_port, name, at_least, timeout_s, self.alive, labels)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
