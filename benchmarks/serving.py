@@ -173,7 +173,7 @@ def main(
             TIDELINE_SERVING_HTTP_PORT=str(HTTP_PORT),
         ):
             service.wait_metric(
-                SERVING_PORT, "tideline_serving_predictions_total", n, role="champion"
+                SERVING_PORT, "tideline_serving_predictions_total", n, labels={"role": "champion"}
             )
             found = asyncio.run(latency(settings, per_s, 10))
             tails.append((_pct(found, 50), _pct(found, 99)))
