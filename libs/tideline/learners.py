@@ -200,7 +200,11 @@ def score_one(model: Any, task: Task, columns: Columns, row: Mapping[str, Any]) 
         # fitted on a DataFrame, they warn that plain arrays carry no column names
         warnings.filterwarnings("ignore", "X does not have valid feature names")
         if columns.numeric:
-            parts.append(prepare.named_transformers_["numeric"].transform(numeric))
+            # step by step: Pipeline.transform's metadata routing makes a class per call,
+            # garbage in a reference cycle that later stalls a request in the collector
+            for _, step in prepare.named_transformers_["numeric"].steps:
+                numeric = step.transform(numeric)
+            parts.append(numeric)
         if columns.categorical:
             encoded = prepare.named_transformers_["categorical"].transform(
                 np.array(text, dtype=object)

@@ -1,5 +1,6 @@
 """Model families as configuration: names, parameters, input frames, reference distributions."""
 
+import gc
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -83,5 +84,13 @@ def test_one_row_scores_as_the_batch_does(family: str) -> None:
         *rows[2:20],
     ]
     batch = learners.scores(model, "classification", COLUMNS.frame(odd))
-    one_by_one = [learners.score_one(model, "classification", COLUMNS, row) for row in odd]
+    gc.collect()
+    gc.disable()
+    try:
+        one_by_one = [learners.score_one(model, "classification", COLUMNS, row) for row in odd]
+        cyclic_garbage = gc.collect()
+    finally:
+        gc.enable()
     assert one_by_one == pytest.approx(batch, abs=1e-12)
+    # garbage in reference cycles waits for the collector, whose pause a request then pays
+    assert cyclic_garbage == 0
