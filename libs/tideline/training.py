@@ -7,6 +7,7 @@ feature definitions' version (a DatasetRef record); `rebuild` re-reads exactly t
 offsets and gives the identical DataFrame.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,38 @@ async def rebuild(settings: Settings, project: Project, ref: dict[str, Any]) -> 
     return _select(project, ref, vectors, labels)
 
 
+@dataclass(frozen=True)
+class _Vector:
+    partition: int
+    offset: int
+    event_id: str
+    row: tuple[Any, ...]  # event id, entity id, event time, the features
+    feature_version: str
+
+
+@dataclass(frozen=True)
+class Read:
+    """Vectors and their labels, read once; `labelled` and `cut` make training sets of them."""
+
+    project: Project
+    features_topic: str
+    ref: dict[str, Any]  # the ranges read
+    vectors: list[_Vector]  # in log order
+    labels: dict[str, Any]  # by event id
+
+    @functools.cached_property
+    def labelled(self) -> TrainingSet:
+        """Every labelled event read."""
+        return _select(self.project, self.ref, self.vectors, self.labels)
+
+
+async def read(settings: Settings, project: Project, since: datetime | None = None) -> Read:
+    """The vectors of events from `since`, with every label that has arrived for them."""
+    ref = await _reference(settings, project, None if since is None else epoch_millis(since))
+    vectors, labels = await _read(settings, project, ref)
+    return Read(project, settings.topic("features"), ref, vectors, labels)
+
+
 async def split(
     settings: Settings,
     project: Project,
@@ -91,19 +124,24 @@ async def split(
     max_rows: int | None = None,
     holdout: float = 0.2,
 ) -> tuple[TrainingSet, TrainingSet]:
-    """The labelled events from `since` (the last `max_rows` of them, if given) as a
-    training set and a holdout: the most recent `holdout` share, by event time.
+    """`cut` of the labelled events from `since`."""
+    return cut(await read(settings, project, since), max_rows, holdout)
+
+
+def cut(
+    found: Read, max_rows: int | None = None, holdout: float = 0.2
+) -> tuple[TrainingSet, TrainingSet]:
+    """The labelled events read (the last `max_rows` of them, if given) as a training set
+    and a holdout: the most recent `holdout` share, by event time.
 
     Both are cut at offsets, per partition, so each has a DatasetRef of its own that
     `rebuild` turns back into exactly the same rows.
     """
-    ref = await _reference(settings, project, None if since is None else epoch_millis(since))
-    vectors, labels = await _read(settings, project, ref)
-    times = _select(project, ref, vectors, labels).frame["event_time"]
+    ref, vectors, labels, features = found.ref, found.vectors, found.labels, found.features_topic
+    times = found.labelled.frame["event_time"]
     first = 0 if max_rows is None else max(0, len(times) - max_rows)
     held = max(1, round((len(times) - first) * holdout)) if len(times) > first else 0
     start_at, cut_at = times.iloc[first:].min(), times.iloc[len(times) - held :].min()
-    features = settings.topic("features")
     train_ranges, holdout_ranges = [], []
     for r in ref["ranges"]:
         if r["topic"] != features:
@@ -112,24 +150,15 @@ async def split(
             continue
         mine = [v for v in vectors if v.partition == r["partition"] and v.event_id in labels]
         lo = min((v.offset for v in mine if v.row[2] >= start_at), default=r["end"])
-        cut = max(lo, min((v.offset for v in mine if v.row[2] >= cut_at), default=r["end"]))
-        train_ranges.append(r | {"start": lo, "end": cut})
-        holdout_ranges.append(r | {"start": cut})
+        at = max(lo, min((v.offset for v in mine if v.row[2] >= cut_at), default=r["end"]))
+        train_ranges.append(r | {"start": lo, "end": at})
+        holdout_ranges.append(r | {"start": at})
     parts = []
     for ranges in (train_ranges, holdout_ranges):
         part = ref | {"ranges": ranges}
         inside = [v for v in vectors if _within(v, ranges, features)]
-        parts.append(_select(project, part, inside, labels))
+        parts.append(_select(found.project, part, inside, labels))
     return parts[0], parts[1]
-
-
-@dataclass(frozen=True)
-class _Vector:
-    partition: int
-    offset: int
-    event_id: str
-    row: tuple[Any, ...]  # event id, entity id, event time, the features
-    feature_version: str
 
 
 def _within(vector: _Vector, ranges: Sequence[dict[str, Any]], topic: str) -> bool:

@@ -10,7 +10,7 @@ TRIGGERS = Counter(
 RUNS = Counter("tideline_trainer_runs_total", "Training runs ended, by outcome.", ["outcome"])
 PHASE_SECONDS = Histogram(
     "tideline_trainer_phase_seconds",
-    "Time per phase of a run: wait (for labels), read, train, evaluate, publish.",
+    "Time per phase of a run: wait (for labels; a drift run's read), read, train, evaluate, publish.",
     ["phase"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
 )

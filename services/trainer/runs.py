@@ -60,21 +60,11 @@ class Trainer:
         """One run to its end; True if a candidate was published. Never raises."""
         started = time.perf_counter()
         try:
-            if trigger.since is not None:
-                await self._await_labels(trigger, trigger.since)
+            found = await self._data(trigger)
             await self.status(trigger, "training", f"training {self.own.family}")
-            read_from = time.perf_counter()
-            since = trigger.since
-            if since is None and self.own.window is not None:
-                since = datetime.now(UTC) - self.own.window
-            train, holdout = await training.split(
-                self.settings,
-                self.project,
-                since=since,
-                max_rows=trigger.max_rows or self.own.window_rows,
-                holdout=self.own.holdout,
+            train, holdout = training.cut(
+                found, trigger.max_rows or self.own.window_rows, self.own.holdout
             )
-            metrics.PHASE_SECONDS.labels("read").observe(time.perf_counter() - read_from)
             fitted = await asyncio.to_thread(
                 fit,
                 self.project,
@@ -117,16 +107,27 @@ class Trainer:
         await self.status(trigger, "failed", reason)
         return False
 
-    async def _await_labels(self, trigger: Trigger, since: datetime) -> None:
-        """Until `drift_labels` labelled events from after `since` are in, or fail."""
+    async def _data(self, trigger: Trigger) -> training.Read:
+        if trigger.since is not None:
+            return await self._await_labels(trigger, trigger.since)
+        started = time.perf_counter()
+        since = None if self.own.window is None else datetime.now(UTC) - self.own.window
+        found = await training.read(self.settings, self.project, since)
+        metrics.PHASE_SECONDS.labels("read").observe(time.perf_counter() - started)
+        return found
+
+    async def _await_labels(self, trigger: Trigger, since: datetime) -> training.Read:
+        """Until `drift_labels` labelled events from after `since` are in, or fail; the
+        read that found them is the run's training data, so it is not read twice."""
         needed, started = self.own.drift_labels, time.perf_counter()
         announced = -1
         while True:
-            have = len((await training.build(self.settings, self.project, since=since)).frame)
+            found = await training.read(self.settings, self.project, since)
+            have = len(found.labelled.frame)
             metrics.LABELS_AWAITED.set(max(0, needed - have))
             if have >= needed:
                 metrics.PHASE_SECONDS.labels("wait").observe(time.perf_counter() - started)
-                return
+                return found
             if announced < 0:
                 await self.status(
                     trigger,
