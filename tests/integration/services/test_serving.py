@@ -3,6 +3,8 @@ scored once by exactly the version its prediction names; request-time scoring ov
 
 import asyncio
 import json
+import socket
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
@@ -17,7 +19,7 @@ from tideline.scoring import Scorer
 from tideline.settings import Settings
 
 from ...projects import EXAMPLES
-from .running import WEAK, Service, collect, publish_labelled, start_service
+from .running import WEAK, Service, collect, environment, publish_labelled, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +178,28 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
 
     assert _get(port, "/models") == {"model_name": NAME, "champion": 1, "challenger": 2}
     assert "/score" in _get(port, "/openapi.json")["paths"]
+
+
+async def test_a_taken_http_port_stops_serving_with_the_address(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = environment(settings) | {
+            "TIDELINE_SERVING_HTTP_PORT": str(port),
+            "TIDELINE_SERVING_METRICS_PORT": "0",
+        }
+        serving = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tideline.cli",
+            "run",
+            "serving",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(serving.communicate(), 60)
+    assert serving.returncode != 0
+    assert f"error while attempting to bind on address ('127.0.0.1', {port})" in stderr.decode()
