@@ -47,8 +47,8 @@ SEA = Path(__file__).with_name("sea.yaml")
 DEFINITION = project.load(SEA)
 PLAN = demo.Plan()
 DRIFT_LABELS = int(demo.SERVICE_ENV["TIDELINE_TRAINER_DRIFT_LABELS"])
-MONITOR = MonitorSettings(
-    **{
+MONITOR = MonitorSettings.model_validate(
+    {
         name.removeprefix("TIDELINE_MONITOR_").lower(): value
         for name, value in demo.SERVICE_ENV.items()
         if name.startswith("TIDELINE_MONITOR_")
@@ -183,7 +183,7 @@ def main(runs: int = typer.Option(3, help="runs per stream")) -> None:
     for kind in ("abrupt", "gradual", "control"):
         ours = [platform(kind, seed) for seed in range(runs)]
         theirs = [baseline(kind, seed) for seed in range(runs)]
-        rows = {
+        rows: dict[str, list[tuple[float, float | None, float]]] = {
             "platform": [
                 (
                     r.accuracy["prequential, from the first model on"][0],

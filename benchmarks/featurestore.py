@@ -89,7 +89,7 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
 
 def metric(proc: subprocess.Popen[bytes], port: int, name: str) -> float:
     if proc.poll() is not None:
-        raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
     return service.metric(port, name)
 
 
@@ -169,7 +169,8 @@ async def freshness_run(per_s: int, seconds: int, direct: bool) -> tuple[float, 
     settings = fresh()
     await kafka.create_topics(settings)
     client = redis.asyncio.Redis.from_url(settings.redis_url)
-    previous = (await client.config_get("notify-keyspace-events"))["notify-keyspace-events"]
+    config = await client.config_get("notify-keyspace-events")
+    previous = str(config["notify-keyspace-events"])
     await client.config_set("notify-keyspace-events", "K$")
     pubsub = client.pubsub()
     await pubsub.psubscribe(f"__keyspace@0__:{settings.topic_prefix}cards:fresh-*")
@@ -214,7 +215,7 @@ async def freshness_run(per_s: int, seconds: int, direct: bool) -> tuple[float, 
     finally:
         gc.enable()
         await producer.stop()
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
         await client.config_set("notify-keyspace-events", previous)
         await client.aclose()
     ordered = sorted(latencies[per_s:])  # the first second is warm-up

@@ -24,6 +24,7 @@ import time
 import uuid
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import typer
@@ -63,10 +64,10 @@ def stream_rate(settings: Settings, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def per_record_rate(scorer: Scorer, vectors: list[dict[str, object]]) -> float:
+def per_record_rate(scorer: Scorer, vectors: list[dict[str, Any]]) -> float:
     started = time.perf_counter()
     for vector in vectors:
-        scorer.scores([vector["values"]])  # type: ignore[list-item]
+        scorer.scores([vector["values"]])
     return len(vectors) / (time.perf_counter() - started)
 
 
@@ -140,7 +141,7 @@ def main(
     first_model(settings, CARDS.name, TIDELINE_TRAINER_WINDOW_ROWS="10000")
     scorer = Scorer(asyncio.run(ModelClient(settings).load(CARDS.name)), CARDS)
 
-    async def sample() -> list[dict[str, object]]:
+    async def sample() -> list[dict[str, Any]]:
         decoder = serde.Decoder([CARDS.feature_schema])
         ranges = await streams.offset_ranges(settings, settings.topic("features"))
         found = []
@@ -159,7 +160,7 @@ def main(
     now = epoch_millis(datetime.now(UTC))
     store.write(
         [Entry(e, f"e-{e}", now, 0, dict(vectors[i]["values"])) for i, e in enumerate(entities)]
-    )  # type: ignore[call-overload]
+    )
     store.close()
     tails: list[tuple[float, float]] = []
     https: list[tuple[float, float]] = []
@@ -194,11 +195,11 @@ def main(
         " ".join(f"{r:,.0f}" for r in singles),
     )
     table.add_row("ratio", f"{rate / single:.1f}x", "")
-    for label, found in ((f"stream latency at {per_s}/s", tails), ("HTTP /score", https)):
+    for label, pairs in ((f"stream latency at {per_s}/s", tails), ("HTTP /score", https)):
         table.add_row(
             f"{label}: p50 / p99 ms",
-            f"{statistics.median(p for p, _ in found):.2f} / {statistics.median(q for _, q in found):.2f}",
-            " ".join(f"{p:.2f}/{q:.2f}" for p, q in found),
+            f"{statistics.median(p for p, _ in pairs):.2f} / {statistics.median(q for _, q in pairs):.2f}",
+            " ".join(f"{p:.2f}/{q:.2f}" for p, q in pairs),
         )
     console.print(table)
 
