@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaError
 from redis import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from tideline import catalog, control, demo, project, tail
 from tideline.errors import TidelineError
-from tideline.kafka import create_topics, existing_topics
+from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
 from tideline.online_store import OnlineStore
 from tideline.registry import Record, TransitionError
@@ -100,6 +101,32 @@ def topics_create() -> None:
         raise typer.Exit(code=1) from exc
     for state in states:
         console.print(f"{state.name}: {'created' if state.created else 'exists'}")
+
+
+@topics_app.command("delete")
+def topics_delete(
+    prefix: Annotated[str, typer.Argument(help="e.g. demo- for every demo run's topics")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask first")] = False,
+) -> None:
+    """Delete every topic whose name starts with PREFIX, records and all (a demo run's, a
+    test's): each run of `tideline demo` leaves its topics for inspection."""
+    settings = Settings()
+    try:
+        names = asyncio.run(topics_under(settings, prefix))
+    except (TidelineError, OSError) as exc:
+        raise _fail(exc) from exc
+    if not names:
+        console.print(f"no topic starts with {prefix!r}")
+        return
+    shown = names if len(names) <= 20 else [*names[:20], f"... and {len(names) - 20} more"]
+    console.print("\n".join(shown))
+    if not yes and not typer.confirm(f"delete these {len(names)} topics and their records?"):
+        raise typer.Exit(code=1)
+    try:
+        asyncio.run(delete_topics(settings, names))
+    except (TidelineError, KafkaError, OSError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"deleted {len(names)} topics")
 
 
 @topics_app.command("doc")

@@ -390,6 +390,10 @@ def show(report: Report, console: Console) -> None:
         console.print(
             f"control run: {len(report.drift_events)} drift events, {report.retrains} retrains"
         )
+    console.print(
+        f"its topics ({report.topic_prefix}*) stay for inspection;"
+        f" `tideline topics delete {report.topic_prefix}` removes them"
+    )
 
 
 def run(

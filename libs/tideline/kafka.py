@@ -1,14 +1,14 @@
 """aiokafka clients configured the Tideline way, and topic administration from the catalog."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
 from tideline import catalog
 from tideline.errors import StackError
@@ -123,6 +123,34 @@ async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
 async def existing_topics(settings: Settings) -> set[str]:
     async with admin_session(settings) as client:
         return set(await client.list_topics())
+
+
+async def topics_under(settings: Settings, prefix: str) -> list[str]:
+    """The topics whose names start with `prefix` (a non-empty one), Kafka's own excepted."""
+    if not prefix:
+        raise StackError("a prefix is needed: an empty one would name every topic")
+    return sorted(
+        t for t in await existing_topics(settings) if t.startswith(prefix) and t[:2] != "__"
+    )
+
+
+DELETE_BATCH = 100  # topics per request: one request for thousands could outlast its timeout
+
+
+async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
+    """Delete `names` and every record in them; one already gone is no error. Returns once
+    the broker lists none of them: the controller acknowledges first, deletes after."""
+    async with admin_session(settings) as client:
+        for start in range(0, len(names), DELETE_BATCH):
+            response = await client.delete_topics(list(names[start : start + DELETE_BATCH]))
+            for name, code, *_ in response.topic_error_codes:
+                if code not in (0, UnknownTopicOrPartitionError.errno):
+                    raise for_code(code)(f"cannot delete {name}")
+        async with asyncio.timeout(60):
+            while True:
+                if not set(names) & set(await client.list_topics()):
+                    return
+                await asyncio.sleep(0.1)
 
 
 async def require(settings: Settings, *names: str) -> None:

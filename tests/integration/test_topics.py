@@ -1,3 +1,6 @@
+import asyncio
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -8,6 +11,7 @@ from tideline.schemas import load
 from tideline.settings import Settings
 
 from ..examples import example
+from .services.running import environment
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +72,40 @@ async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> 
     finally:
         await consumer.stop()
     assert received == sent
+
+
+def _delete(settings: Settings, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tideline.cli", "topics", "delete", *args],
+        env=environment(settings),
+        input=answer,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_topics_delete_takes_a_prefix_asks_first_and_leaves_the_others(
+    settings: Settings,
+) -> None:
+    other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix[:-1]}x."})
+    asyncio.run(kafka.create_topics(settings))
+    asyncio.run(kafka.create_topics(other))
+    mine = {settings.topic(n) for n in catalog.topics()}
+
+    declined = _delete(settings, settings.topic_prefix, answer="n\n")
+    assert declined.returncode == 1
+    assert f"delete these {len(mine)} topics and their records?" in declined.stdout
+    assert mine <= asyncio.run(kafka.existing_topics(settings))
+
+    done = _delete(settings, settings.topic_prefix, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"deleted {len(mine)} topics" in done.stdout
+    left = asyncio.run(kafka.existing_topics(settings))
+    assert not mine & left  # gone by the time the command returns
+    assert {other.topic(n) for n in catalog.topics()} <= left
+    assert "no topic starts with" in _delete(settings, settings.topic_prefix).stdout
+
+    refused = _delete(settings, "")
+    assert refused.returncode == 1
+    assert "a prefix is needed" in refused.stdout
