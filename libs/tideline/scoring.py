@@ -53,9 +53,7 @@ class Scorer:
     def scores(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         """One score a row, all rows in one call to the model: a call costs about as much
         for one row as for a thousand."""
-        if len(rows) == 1:
-            return [learners.score_one(self.loaded.model, self.task, self.columns, rows[0])]
-        return learners.scores(self.loaded.model, self.task, self.columns.frame(rows))
+        return learners.score_rows(self.loaded.model, self.task, self.columns, rows)
 
     def predicted(self, score: float) -> str | None:
         """The predicted class ("true" or "false"); None for regression."""

@@ -64,12 +64,10 @@ async def serve() -> None:
     serving_http = asyncio.create_task(http.serve()) if own.http_port else None
     try:
         log.info("waiting for a champion of %s", name)
-        while not (deployment.ready.is_set() or stop.is_set()):
-            service.heartbeat("serving")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(deployment.ready.wait(), 1)
-        if not stop.is_set():
+        await _beat_until(deployment.ready, stop)
+        if own.stream and not stop.is_set():
             await _stream(settings, own, Predictor(definition), deployment, stop)
+        await _beat_until(stop, stop)  # request-time scoring only
         if following.done():
             await following  # raises what ended it
     finally:
@@ -80,6 +78,14 @@ async def serve() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await following
         scorer.close()
+
+
+async def _beat_until(event: asyncio.Event, stop: asyncio.Event) -> None:
+    """The liveness heartbeat every second until `event` (or a stop): no stream polls."""
+    while not (event.is_set() or stop.is_set()):
+        service.heartbeat("serving")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), 1)
 
 
 async def _stream(

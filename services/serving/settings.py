@@ -1,6 +1,8 @@
 """The serving service's configuration, from TIDELINE_SERVING_* environment variables."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,3 +15,14 @@ class ServingSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, description="Request-time scoring; 0 turns it off.")
     shadow: bool = Field(default=True, description="Score with the challenger too, in shadow.")
+    stream: bool = Field(
+        default=True,
+        description="Score the features stream; false: request-time scoring only, in a"
+        " process of its own beside the one that scores the stream.",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_serve(self) -> Self:
+        if not self.stream and not self.http_port:
+            raise ValueError("STREAM false and HTTP_PORT 0 leave serving nothing to do")
+        return self

@@ -3,6 +3,7 @@
 import gc
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from tideline import distributions, learners, project, synthetic
@@ -68,29 +69,36 @@ def test_categorical_references_pool_the_rare_and_name_the_missing() -> None:
     assert distributions.categorical_bins(["a", distributions.OTHER], ["a", "b", "c"]) == [1, 2]
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
 @pytest.mark.parametrize("family", sorted(learners.FAMILIES))
-def test_one_row_scores_as_the_batch_does(family: str) -> None:
-    events = synthetic.Generator(CARDS, entities=50, seed=3).stream(
+def test_rows_score_without_pandas_as_through_the_frame(family: str, path: Path) -> None:
+    definition = project.load(path)
+    columns, task = learners.Columns.of(definition), definition.label.task
+    events = synthetic.Generator(definition, entities=50, seed=3).stream(
         datetime(2026, 11, 24, tzinfo=UTC), 600, timedelta(seconds=5)
     )
-    pairs = list(synthetic.labelled_vectors(CARDS, events, synthetic.Concept(CARDS, seed=7)))
+    pairs = list(synthetic.labelled_vectors(definition, events, synthetic.Concept(definition, 7)))
     rows = [vector["values"] for vector, _ in pairs]
-    labels = [label["payload"]["is_fraud"] for _, label in pairs]
-    model = learners.make(family, "classification", COLUMNS, {})
-    learners.fit(model, "classification", COLUMNS.frame(rows), labels)
+    labels = [label["payload"][definition.label.field] for _, label in pairs]
+    model = learners.make(family, task, columns, {})
+    learners.fit(model, task, columns.frame(rows), labels)
+    numeric, category = columns.numeric[-1], columns.categorical[0]
     odd = [
-        rows[0] | {"amount": None, "last_channel": None},  # missing values
-        rows[1] | {"last_channel": "fax", "amount_mean_1h": "n/a"},  # unknown, not a number
+        rows[0] | {numeric: None, category: None},  # missing values
+        rows[1] | {numeric: "n/a", category: "fax"},  # not a number, an unknown category
         *rows[2:20],
     ]
-    batch = learners.scores(model, "classification", COLUMNS.frame(odd))
+    through_the_frame = learners.scores(model, task, columns.frame(odd))
     gc.collect()
     gc.disable()
     try:
-        one_by_one = [learners.score_one(model, "classification", COLUMNS, row) for row in odd]
+        one_by_one = [learners.score_rows(model, task, columns, [row])[0] for row in odd]
         cyclic_garbage = gc.collect()
     finally:
         gc.enable()
-    assert one_by_one == pytest.approx(batch, abs=1e-12)
+    assert learners.score_rows(model, task, columns, odd) == pytest.approx(
+        through_the_frame, abs=1e-12
+    )
+    assert one_by_one == pytest.approx(through_the_frame, abs=1e-12)
     # garbage in reference cycles waits for the collector, whose pause a request then pays
     assert cyclic_garbage == 0

@@ -179,6 +179,23 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
     assert _get(port, "/models") == {"model_name": NAME, "champion": 1, "challenger": 2}
     assert "/score" in _get(port, "/openapi.json")["paths"]
 
+    # request-time scoring in a process of its own: the same answers, no stream scored
+    own_port = Service("serving", settings).metrics_port
+    only = start_service(
+        "serving",
+        settings,
+        running,
+        TIDELINE_SERVING_HTTP_PORT=str(own_port),
+        TIDELINE_SERVING_STREAM="false",
+        TIDELINE_SERVING_GROUP_ID="would-score-the-whole-backlog",
+    )
+    only.wait_for("tideline_serving_model_version", 1, role="champion")  # v1 loaded
+    answers = [_post(p, {"entity_id": "card_id-http"})[1] for p in (own_port, port)]
+    assert answers[0]["score"] == answers[1]["score"]
+    await asyncio.sleep(2)  # a streaming process scores the 1,500 waiting vectors in less
+    assert only.metric("tideline_serving_predictions_total") == 0
+    assert only.alive()
+
 
 async def test_a_taken_http_port_stops_serving_with_the_address(settings: Settings) -> None:
     await kafka.create_topics(settings)
