@@ -202,6 +202,8 @@ def score_rows(
     The fitted transformers take plain arrays in a fraction of that. Only for the
     pipelines `make` builds (prepare, then model).
     """
+    if not rows:
+        return []
     numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
     text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
     if _is_river(model):

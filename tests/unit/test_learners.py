@@ -100,5 +100,6 @@ def test_rows_score_without_pandas_as_through_the_frame(family: str, path: Path)
         through_the_frame, abs=1e-12
     )
     assert one_by_one == pytest.approx(through_the_frame, abs=1e-12)
+    assert learners.score_rows(model, task, columns, []) == []
     # garbage in reference cycles waits for the collector, whose pause a request then pays
     assert cyclic_garbage == 0
