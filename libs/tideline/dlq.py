@@ -4,6 +4,7 @@ Kafka headers repeat the reason in the style of Kafka Connect's error headers, s
 tools that know those can read ours.
 """
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from tideline import schemas, serde
+from tideline.errors import DecodeError
 
 SCHEMA = schemas.load("tideline.DeadLetter")
 
@@ -51,6 +53,23 @@ class Source:
             message.value,
             tuple(message.headers),
         )
+
+
+def decoded(
+    decoder: serde.Decoder,
+    schema: schemas.Schema,
+    sources: Iterable[Source],
+    rejected: list[tuple[Source, RejectionError]],
+) -> Iterator[tuple[Source, serde.Record]]:
+    """Each source with its record as `schema`; one that does not decode goes to
+    `rejected`, with the reason, for its dead letter."""
+    for source in sources:
+        try:
+            record = decoder.decode_as(schema, source.value or b"")
+        except DecodeError as exc:
+            rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
+            continue
+        yield source, record
 
 
 def dead_letter(

@@ -4,10 +4,9 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tideline import serde, windows
+from tideline import dlq, serde, windows
 from tideline.dlq import RejectionError, Source
 from tideline.durations import epoch_millis
-from tideline.errors import DecodeError
 from tideline.online_store import Entry
 from tideline.project import Project
 
@@ -53,12 +52,7 @@ class FeatureStore:
     ) -> Batch:
         batch = Batch()
         computed_at = epoch_millis(self.clock())
-        for source in records:
-            try:
-                event = self.decoder.decode_as(self.event_schema, source.value or b"")
-            except DecodeError as exc:
-                batch.rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
-                continue
+        for source, event in dlq.decoded(self.decoder, self.event_schema, records, batch.rejected):
             entity = event["entity_id"]
             state = states.get(entity)
             if state is None:

@@ -7,10 +7,9 @@ every prediction names the version that made it.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tideline import schemas, serde
+from tideline import dlq, schemas, serde
 from tideline.dlq import RejectionError, Source
 from tideline.durations import epoch_millis
-from tideline.errors import DecodeError
 from tideline.project import Project
 from tideline.scoring import Scorer
 from tideline.serde import Record
@@ -44,12 +43,7 @@ class Predictor:
     ) -> Batch:
         batch = Batch()
         vectors = []
-        for source in records:
-            try:
-                vector = self.decoder.decode_as(self.schema, source.value or b"")
-            except DecodeError as exc:
-                batch.rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
-                continue
+        for source, vector in dlq.decoded(self.decoder, self.schema, records, batch.rejected):
             if vector["feature_version"] != self.version:
                 message = f"feature set {vector['feature_version']}, serving {self.version}"
                 batch.rejected.append((source, RejectionError("schema", "FeatureVersion", message)))
