@@ -11,6 +11,7 @@ Families (classification / regression):
   learnt one row at a time, so it can keep learning between retrains
 """
 
+import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import treelite
+import treelite.gtil
+import treelite.sklearn
 import yaml
 from river import base as river_base
 from river import linear_model as river_linear
@@ -34,6 +38,8 @@ from tideline.errors import TidelineError
 from tideline.evaluation import Task
 from tideline.features import NUMERIC
 from tideline.project import Project
+
+log = logging.getLogger(__name__)
 
 
 class LearnerError(TidelineError):
@@ -192,48 +198,72 @@ def _river_scores(model: Any, task: Task, rows: Sequence[Mapping[Any, Any]]) -> 
     return [float(model.predict_one(r)) for r in found]
 
 
-def score_rows(
-    model: Any, task: Task, columns: Columns, rows: Sequence[Mapping[str, Any]]
-) -> list[float]:
+def _trees(estimator: Any) -> treelite.Model | None:
+    """The gradient-boosting `estimator` as a treelite model, which scores a row in
+    0.03 ms where scikit-learn's per-tree Python calls take 0.6 ms; None for others."""
+    if not isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return None
+    try:
+        return treelite.sklearn.import_model(estimator)
+    except Exception as exc:  # whatever the cause, scikit-learn still scores the model
+        log.warning("scoring with scikit-learn, treelite cannot read the model: %s", exc)
+        return None
+
+
+class RowScorer:
     """`scores` of `columns.frame(rows)`, without pandas: for serving.
 
     A DataFrame and the column transformer's pandas indexing cost about 4 ms a call,
     whether for one row or fifty: most of a request, and most of a small stream batch.
-    The fitted transformers take plain arrays in a fraction of that. Only for the
-    pipelines `make` builds (prepare, then model).
+    The fitted transformers take plain arrays in a fraction of that, and a
+    gradient-boosting model scores through treelite (the same trees, in native code).
+    Only for the pipelines `make` builds (prepare, then model).
     """
-    if not rows:
-        return []
-    numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
-    text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
-    if _is_river(model):
-        named = [
-            dict(zip(columns.names, [*a, *b], strict=True))
-            for a, b in zip(numeric, text, strict=True)
-        ]
-        return _river_scores(model, task, named)
-    prepare, shape = model.named_steps["prepare"], (len(rows), -1)
-    parts = []
-    with warnings.catch_warnings():
-        # fitted on a DataFrame, they warn that plain arrays carry no column names
-        warnings.filterwarnings("ignore", "X does not have valid feature names")
-        if columns.numeric:
-            x = np.array(numeric, dtype=float).reshape(shape)
-            # step by step: Pipeline.transform's metadata routing makes a class per call,
-            # garbage in a reference cycle that later stalls a request in the collector
-            for _, step in prepare.named_transformers_["numeric"].steps:
-                x = step.transform(x)
-            parts.append(x)
-        if columns.categorical:
-            encoded = prepare.named_transformers_["categorical"].transform(
-                np.array(text, dtype=object).reshape(shape)
-            )
-            parts.append(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
-        estimator = model.named_steps["model"]
-        x = np.hstack(parts)
-        if task == "classification":
+
+    def __init__(self, model: Any, task: Task, columns: Columns) -> None:
+        self.model, self.task, self.columns = model, task, columns
+        self.trees = None if _is_river(model) else _trees(model.named_steps["model"])
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        if not rows:
+            return []
+        columns = self.columns
+        numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
+        text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
+        if _is_river(self.model):
+            named = [
+                dict(zip(columns.names, [*a, *b], strict=True))
+                for a, b in zip(numeric, text, strict=True)
+            ]
+            return _river_scores(self.model, self.task, named)
+        x = self._prepared(numeric, text)
+        if self.trees is not None:
+            # one native thread, as everywhere in a service (tideline.service)
+            return [float(s) for s in treelite.gtil.predict(self.trees, x, nthread=1).ravel()]
+        estimator = self.model.named_steps["model"]
+        if self.task == "classification":
             return [float(s) for s in estimator.predict_proba(x)[:, 1]]
         return [float(s) for s in estimator.predict(x)]
+
+    def _prepared(self, numeric: list[list[float]], text: list[list[str | None]]) -> Any:
+        prepare, shape = self.model.named_steps["prepare"], (len(numeric), -1)
+        parts = []
+        with warnings.catch_warnings():
+            # fitted on a DataFrame, they warn that plain arrays carry no column names
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            if self.columns.numeric:
+                x = np.array(numeric, dtype=float).reshape(shape)
+                # step by step: Pipeline.transform's metadata routing makes a class per call,
+                # garbage in a reference cycle that later stalls a request in the collector
+                for _, step in prepare.named_transformers_["numeric"].steps:
+                    x = step.transform(x)
+                parts.append(x)
+            if self.columns.categorical:
+                encoded = prepare.named_transformers_["categorical"].transform(
+                    np.array(text, dtype=object).reshape(shape)
+                )
+                parts.append(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
+        return np.hstack(parts)
 
 
 def scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:

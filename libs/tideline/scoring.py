@@ -40,7 +40,7 @@ class Scorer:
             )
         self.loaded = loaded
         self.task = project.label.task
-        self.columns = learners.Columns.of(project)
+        self.rows = learners.RowScorer(loaded.model, self.task, learners.Columns.of(project))
 
     @property
     def name(self) -> str:
@@ -53,7 +53,7 @@ class Scorer:
     def scores(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         """One score a row, all rows in one call to the model: a call costs about as much
         for one row as for a thousand."""
-        return learners.score_rows(self.loaded.model, self.task, self.columns, rows)
+        return self.rows(rows)
 
     def predicted(self, score: float) -> str | None:
         """The predicted class ("true" or "false"); None for regression."""
