@@ -9,6 +9,7 @@ registry (as processes) make v1, gradient boosting on the last 10,000. Then, per
 - rate: it scores the N waiting vectors; records/s from its first prediction to its
   Nth (its own counter). Beside it, in this process, the per-record way (one model
   call per vector) on 2,000 of the same vectors: the ratio is what micro-batching buys.
+  And the per-record way with scikit-learn's trees instead of treelite's, alternating.
 - latency: vectors arrive at `per_s` a second, stamped when produced; p50/p99 of the
   predictions' `latency_ms` (vector computed to scored, one Kafka hop included).
 - HTTP: sequential POST /score over one keep-alive connection, for entities whose
@@ -24,6 +25,7 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +35,7 @@ import typer
 from featurestore import PROJECT, first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import kafka, project, schemas, serde, service, streams, synthetic
+from tideline import kafka, learners, project, schemas, serde, service, streams, synthetic
 from tideline.durations import epoch_millis
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
@@ -66,11 +68,19 @@ def stream_rate(settings: Settings, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def per_record_rate(scorer: Scorer, vectors: list[dict[str, Any]]) -> float:
+def per_record_rate(score: Callable[[list[Any]], list[float]], vectors: list[Any]) -> float:
     started = time.perf_counter()
     for vector in vectors:
-        scorer.scores([vector["values"]])
+        score([vector["values"]])
     return len(vectors) / (time.perf_counter() - started)
+
+
+def sklearn_trees(scorer: Scorer) -> learners.RowScorer:
+    """The same rows scorer with scikit-learn scoring the trees, as for a model treelite
+    cannot read: the peer of the one-row path."""
+    fallback = learners.RowScorer(scorer.loaded.model, scorer.task, learners.Columns.of(CARDS))
+    fallback.trees = None
+    return fallback
 
 
 async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
@@ -173,7 +183,11 @@ def main(
 
     vectors = asyncio.run(sample())
     rates = [stream_rate(settings, n) for _ in range(runs)]
-    singles = [per_record_rate(scorer, vectors) for _ in range(runs)]
+    peer = sklearn_trees(scorer)
+    singles, peers = [], []
+    for _ in range(runs):
+        singles.append(per_record_rate(scorer.scores, vectors))
+        peers.append(per_record_rate(peer, vectors))
 
     store = OnlineStore(settings, CARDS)
     entities = [f"bench-{i}" for i in range(1000)]
@@ -226,6 +240,11 @@ def main(
         " ".join(f"{r:,.0f}" for r in singles),
     )
     table.add_row("ratio", f"{rate / single:.1f}x", "")
+    table.add_row(
+        "the same, scikit-learn's trees, records/s",
+        f"{statistics.median(peers):,.0f}",
+        " ".join(f"{r:,.0f}" for r in peers),
+    )
     for label, pairs in (
         (f"stream latency at {per_s}/s", tails),
         ("HTTP /score", https),
