@@ -24,6 +24,7 @@ gate reading Kafka, the swap), during which the old model keeps serving.
 import itertools
 import statistics
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,14 @@ def _version(number: int, fitted: Any, created_ms: int) -> dict[str, Any]:
     }
 
 
-def baseline(kind: str, seed: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Outcome:
+    accuracy: float
+    detected: int | None  # labelled events from the drift point to detection
+    retrains: int
+
+
+def baseline(kind: str, seed: int) -> Outcome:
     """The same stream, model, monitor and policy in a plain loop."""
     data = points(kind, seed)
     columns = learners.Columns.of(DEFINITION)
@@ -171,11 +179,7 @@ def baseline(kind: str, seed: int) -> dict[str, float]:
                 model, number = candidate.model, number + 1
                 monitor.set_versions([_version(number, candidate, int(i * ms))])
                 scores, offset = scores_from(i + 1), i + 1
-    return {
-        "accuracy": correct / (len(data) - start),
-        "detected": float("nan") if detected is None else detected,
-        "retrains": retrains,
-    }
+    return Outcome(correct / (len(data) - start), detected, retrains)
 
 
 def main(runs: int = typer.Option(3, help="runs per stream")) -> None:
@@ -192,17 +196,17 @@ def main(runs: int = typer.Option(3, help="runs per stream")) -> None:
                 )
                 for r in ours
             ],
-            "baseline": [(b["accuracy"], b["detected"], b["retrains"]) for b in theirs],
+            "baseline": [(b.accuracy, b.detected, b.retrains) for b in theirs],
         }
         for who, found in rows.items():
-            detections = [d for _, d, _ in found if d is not None and d == d]
+            detections = [d for _, d, _ in found if d is not None]
             table.add_row(
                 kind,
                 who,
                 f"{statistics.median(a for a, _, _ in found):.4f}",
                 f"{statistics.median(detections):.0f}" if detections else "-",
                 f"{statistics.median(r for _, _, r in found):.0f}",
-                " ".join(f"{a:.3f}/{d}/{r}" for a, d, r in found),
+                " ".join(f"{a:.3f}/{'-' if d is None else d}/{r}" for a, d, r in found),
             )
     console.print(table)
     console.print("runs: accuracy/events to detection/retrains")
