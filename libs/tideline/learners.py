@@ -222,7 +222,13 @@ class RowScorer:
 
     def __init__(self, model: Any, task: Task, columns: Columns) -> None:
         self.model, self.task, self.columns = model, task, columns
-        self.trees = None if _is_river(model) else _trees(model.named_steps["model"])
+        self.river = _is_river(model)
+        # resolved once: named_steps and named_transformers_ make a new Bunch each access
+        self.estimator: Any = None if self.river else model.named_steps["model"]
+        parts = {} if self.river else model.named_steps["prepare"].named_transformers_
+        self.numeric_steps = [s for _, s in parts["numeric"].steps] if "numeric" in parts else []
+        self.encoder: Any = parts.get("categorical")
+        self.trees = None if self.river else _trees(self.estimator)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         if not rows:
@@ -230,7 +236,7 @@ class RowScorer:
         columns = self.columns
         numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
         text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
-        if _is_river(self.model):
+        if self.river:
             named = [
                 dict(zip(columns.names, [*a, *b], strict=True))
                 for a, b in zip(numeric, text, strict=True)
@@ -240,13 +246,12 @@ class RowScorer:
         if self.trees is not None:
             # one native thread, as everywhere in a service (tideline.service)
             return [float(s) for s in treelite.gtil.predict(self.trees, x, nthread=1).ravel()]
-        estimator = self.model.named_steps["model"]
         if self.task == "classification":
-            return [float(s) for s in estimator.predict_proba(x)[:, 1]]
-        return [float(s) for s in estimator.predict(x)]
+            return [float(s) for s in self.estimator.predict_proba(x)[:, 1]]
+        return [float(s) for s in self.estimator.predict(x)]
 
     def _prepared(self, numeric: list[list[float]], text: list[list[str | None]]) -> Any:
-        prepare, shape = self.model.named_steps["prepare"], (len(numeric), -1)
+        shape = (len(numeric), -1)
         parts = []
         with warnings.catch_warnings():
             # fitted on a DataFrame, they warn that plain arrays carry no column names
@@ -255,13 +260,11 @@ class RowScorer:
                 x = np.array(numeric, dtype=float).reshape(shape)
                 # step by step: Pipeline.transform's metadata routing makes a class per call,
                 # garbage in a reference cycle that later stalls a request in the collector
-                for _, step in prepare.named_transformers_["numeric"].steps:
+                for step in self.numeric_steps:
                     x = step.transform(x)
                 parts.append(x)
             if self.columns.categorical:
-                encoded = prepare.named_transformers_["categorical"].transform(
-                    np.array(text, dtype=object).reshape(shape)
-                )
+                encoded = self.encoder.transform(np.array(text, dtype=object).reshape(shape))
                 parts.append(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
         return np.hstack(parts)
 
