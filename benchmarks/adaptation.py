@@ -33,11 +33,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from river.datasets import synth
-from tideline import demo, learners, project
+from tideline import learners, project
 from tideline.scoring import THRESHOLD
 from tideline.settings import Settings
 from tideline.training import TrainingSet
 
+from ops import demo
 from services.monitor.monitor import Monitor
 from services.monitor.settings import MonitorSettings
 from services.registry.gate import Policy, decide

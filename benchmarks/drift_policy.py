@@ -16,9 +16,10 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
-from tideline import evaluation, learners, project, synthetic
+from tideline import evaluation, learners, project
 from tideline.training import TrainingSet
 
+from ops import synthetic
 from services.trainer.fitting import fit
 
 PROJECT = project.load("examples/cards/project.yaml")

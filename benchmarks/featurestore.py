@@ -36,9 +36,11 @@ from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import control, kafka, project, serde, service, synthetic
+from tideline import catalog, kafka, project, serde
 from tideline.durations import epoch_millis
 from tideline.settings import Settings
+
+from ops import control, launcher, synthetic
 
 PROJECT = "examples/cards/project.yaml"
 console = Console()
@@ -60,7 +62,7 @@ def running(
         **extra,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tideline.cli", "run", service],
+        [sys.executable, "-m", "ops.cli", "run", service],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -80,8 +82,8 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
         running("trainer", settings, trainer, **env),
         running("registry", settings, registry, **env),
     ):
-        service.wait_metric(trainer, "tideline_last_poll_timestamp_seconds", 1)
-        service.wait_metric(registry, "tideline_last_poll_timestamp_seconds", 1)
+        launcher.wait_metric(trainer, "tideline_last_poll_timestamp_seconds", 1)
+        launcher.wait_metric(registry, "tideline_last_poll_timestamp_seconds", 1)
         outcome = asyncio.run(control.train(settings, name, "bench", timeout_s=300))
     assert outcome.decision is not None
     assert outcome.decision["action"] == "promoted", outcome.decision["reason"]
@@ -90,7 +92,7 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
 def metric(proc: subprocess.Popen[bytes], port: int, name: str) -> float:
     if proc.poll() is not None:
         raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-    return service.metric(port, name)
+    return launcher.metric(port, name)
 
 
 async def fill(settings: Settings, n: int) -> None:
@@ -102,7 +104,7 @@ async def fill(settings: Settings, n: int) -> None:
     start = datetime.now(UTC) - timedelta(minutes=30)
     for event in generator.stream(start, n, timedelta(milliseconds=1)):
         await producer.send(
-            settings.topic("events"),
+            catalog.topic("events").full_name(settings),
             serde.encode(definition.event_schema, event),
             key=event["entity_id"].encode(),
             timestamp_ms=epoch_millis(event["event_time"]),
@@ -129,7 +131,9 @@ async def rates(n: int, runs: int) -> None:
     for run in track(range(runs), description=f"{runs} runs of {n:,} events"):
         settings = fresh()
         await fill(settings, n)
-        sink = passthrough(settings.topic("labels"))  # a topic the feature store leaves alone
+        sink = passthrough(
+            catalog.topic("labels").full_name(settings)
+        )  # a topic the feature store leaves alone
         sides = [
             ("aiokafka passthrough", timed(settings, "events", n, sink)),
             ("tideline featurestore", featurestore_seconds(settings, n)),
@@ -191,7 +195,7 @@ async def freshness_run(per_s: int, seconds: int, direct: bool) -> tuple[float, 
     await producer.start()
     try:
         definition = project.load(PROJECT)
-        topic = settings.topic("events" if direct else "events.raw")
+        topic = catalog.topic("events" if direct else "events.raw").full_name(settings)
 
         def event(i: int) -> bytes:
             at = datetime.now(UTC)

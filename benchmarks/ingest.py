@@ -16,11 +16,11 @@ from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import kafka, project, service
+from tideline import catalog, kafka, project, service
 from tideline.settings import Settings
 
 from services.ingest.handler import Ingest
-from services.ingest.main import handler
+from services.ingest.stream import Batches
 
 PROJECT = "examples/cards/project.yaml"
 
@@ -38,7 +38,7 @@ async def fill(settings: Settings, values: list[bytes]) -> None:
     producer = kafka.producer(settings, linger_ms=20)
     await producer.start()
     for value in values:
-        await producer.send(settings.topic("events.raw"), value)
+        await producer.send(catalog.topic("events.raw").full_name(settings), value)
     await producer.flush()
     await producer.stop()
 
@@ -50,8 +50,11 @@ async def bench(n: int, runs: int) -> None:
     rates: dict[str, list[float]] = {"aiokafka passthrough": [], "tideline ingest": []}
     for run in track(range(runs), description=f"{runs} runs of {n:,} events"):
         sides = [
-            ("aiokafka passthrough", lambda: passthrough(settings.topic("events"))),
-            ("tideline ingest", lambda: handler(Ingest(proj, timedelta(hours=1)), settings)),
+            (
+                "aiokafka passthrough",
+                lambda: passthrough(catalog.topic("events").full_name(settings)),
+            ),
+            ("tideline ingest", lambda: Batches(Ingest(proj, timedelta(hours=1)), settings).handle),
         ]
         for name, make in sides if run % 2 == 0 else reversed(sides):
             rates[name].append(n / await timed(settings, "events.raw", n, make()))

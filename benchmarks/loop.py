@@ -14,8 +14,9 @@ import statistics
 import typer
 from rich.console import Console
 from rich.table import Table
-from tideline import demo
 from tideline.settings import Settings
+
+from ops import demo
 
 console = Console()
 

@@ -24,8 +24,10 @@ import typer
 from featurestore import first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import kafka, project, schemas, serde, service, synthetic
+from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
+
+from ops import launcher, synthetic
 
 console = Console()
 WIDE = str(Path(__file__).with_name("wide.yaml"))
@@ -77,7 +79,7 @@ async def send(settings: Settings, found: list[tuple[str, bytes, bytes]], per_s:
         began = time.monotonic()
         for i in range(0, len(found), 300):
             for topic, key, value in found[i : i + 300]:
-                await producer.send(settings.topic(topic), value, key=key)
+                await producer.send(catalog.topic(topic).full_name(settings), value, key=key)
             await asyncio.sleep(max(0.0, began + (i + 300) / 3 / per_s - time.monotonic()))
         await producer.flush()
 
@@ -88,7 +90,7 @@ async def history(settings: Settings) -> None:
     async with kafka.started(producer):
         for topic, key, value in records(3000, datetime.now(UTC) - timedelta(days=1), seed=1):
             if topic != "predictions":
-                await producer.send(settings.topic(topic), value, key=key)
+                await producer.send(catalog.topic(topic).full_name(settings), value, key=key)
 
 
 def main(
@@ -109,13 +111,13 @@ def main(
         with running(
             "monitor", settings, MONITOR_PORT, TIDELINE_MONITOR_GROUP_ID=group, **env
         ) as proc:
-            service.wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
+            launcher.wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
             # it starts from the beginning: all earlier records first, then idle
-            service.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            launcher.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             cpu, wall = cpu_seconds(proc.pid), time.monotonic()
             asyncio.run(send(settings, found, per_s))
             backlog += len(found)
-            service.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            launcher.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
             shares.append((cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall))
     table = Table("measure", "median", "runs")
     table.add_row(

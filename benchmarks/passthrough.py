@@ -3,40 +3,49 @@
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-from aiokafka import ConsumerRecord
-from tideline import kafka, streams
+from tideline import catalog, dlq, kafka, streams
 from tideline.settings import Settings
 
+Handler = Callable[[streams.Messages], Awaitable[streams.Outcome]]
 
-async def timed(settings: Settings, source: str, n: int, handle: streams.BatchHandler) -> float:
+
+async def timed(settings: Settings, source: str, n: int, handle: Handler) -> float:
     """Seconds to consume n records of `source`, handle, produce and commit them."""
-    consumer = kafka.consumer(settings, settings.topic(source), group_id=uuid.uuid4().hex)
+    consumer = kafka.consumer(
+        settings, catalog.topic(source).full_name(settings), group_id=uuid.uuid4().hex
+    )
     producer = kafka.producer(settings)
     await consumer.start()
     await producer.start()
     done = asyncio.Event()
     count = 0
 
-    async def counting(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
+    async def counting(messages: streams.Messages) -> streams.Outcome:
         nonlocal count
         count += len(messages)
         if count >= n:
             done.set()
         return await handle(messages)
 
+    def refuse(source: dlq.Source, rejection: dlq.RejectionError) -> streams.Produce:
+        raise AssertionError(f"{source.offset} refused: {rejection}")
+
     start = time.perf_counter()
-    await streams.run(consumer, producer, counting, done)
+    await streams.run(consumer, producer, streams.Job(counting), refuse, done)
     elapsed = time.perf_counter() - start
     await consumer.stop()
     await producer.stop()
     return elapsed
 
 
-def passthrough(sink: str) -> streams.BatchHandler:
+def passthrough(sink: str) -> Handler:
     """Each record unchanged to `sink` (a full topic name)."""
 
-    async def handle(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
-        return [streams.Produce(sink, m.key, m.value, m.timestamp) for m in messages]
+    async def handle(messages: streams.Messages) -> streams.Outcome:
+        return streams.Outcome(
+            [streams.Produce(sink, m.key, m.value, m.timestamp) for m in messages]
+        )
 
     return handle

@@ -35,13 +35,15 @@ import typer
 from featurestore import PROJECT, first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import kafka, learners, project, schemas, serde, service, streams, synthetic
+from tideline import catalog, kafka, learners, project, schemas, serde, streams
 from tideline.durations import epoch_millis
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
 from tideline.scoring import Scorer
 from tideline.settings import Settings
 from training import fill
+
+from ops import launcher, synthetic
 
 console = Console()
 CARDS = project.load(PROJECT)
@@ -58,11 +60,11 @@ def stream_rate(settings: Settings, n: int) -> float:
         TIDELINE_SERVING_GROUP_ID=group,
         TIDELINE_SERVING_HTTP_PORT="0",
     ):
-        service.wait_metric(
+        launcher.wait_metric(
             SERVING_PORT, "tideline_serving_predictions_total", 1, labels={"role": "champion"}
         )
         started = time.perf_counter()
-        service.wait_metric(
+        launcher.wait_metric(
             SERVING_PORT, "tideline_serving_predictions_total", n, labels={"role": "champion"}
         )
         return n / (time.perf_counter() - started)
@@ -85,7 +87,7 @@ def sklearn_trees(scorer: Scorer) -> learners.RowScorer:
 
 async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
     """latency_ms of each prediction for vectors sent at `per_s` a second."""
-    ranges = await streams.offset_ranges(settings, settings.topic("predictions"))
+    ranges = await streams.offset_ranges(settings, catalog.topic("predictions").full_name(settings))
     start = {r.partition: r.end for r in ranges}
     events = synthetic.Generator(CARDS, entities=5000, seed=int(time.time())).stream(
         datetime.now(UTC) - timedelta(hours=1), per_s * seconds, timedelta(milliseconds=10)
@@ -96,7 +98,7 @@ async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
 
     async def collect() -> None:
         decoder = serde.Decoder([PREDICTION])
-        follow = streams.follow(settings, settings.topic("predictions"), start)
+        follow = streams.follow(settings, catalog.topic("predictions").full_name(settings), start)
         async with aclosing(follow) as messages:
             async for message in messages:
                 record = decoder.decode_as(PREDICTION, message.value)
@@ -112,7 +114,7 @@ async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
         for i, vector in enumerate(vectors):
             vector["computed_at"] = datetime.now(UTC)
             await producer.send(
-                settings.topic("features"),
+                catalog.topic("features").full_name(settings),
                 serde.encode(CARDS.feature_schema, vector),
                 key=vector["entity_id"].encode(),
                 timestamp_ms=epoch_millis(vector["event_time"]),
@@ -173,7 +175,9 @@ def main(
 
     async def sample() -> list[dict[str, Any]]:
         decoder = serde.Decoder([CARDS.feature_schema])
-        ranges = await streams.offset_ranges(settings, settings.topic("features"))
+        ranges = await streams.offset_ranges(
+            settings, catalog.topic("features").full_name(settings)
+        )
         found = []
         async for message in streams.read_ranges(settings, ranges):
             found.append(decoder.decode_as(CARDS.feature_schema, message.value))
@@ -204,7 +208,9 @@ def main(
         # earlier runs' vectors are on the topic too: all scored before anything is timed
         backlog = sum(
             r.end - r.start
-            for r in asyncio.run(streams.offset_ranges(settings, settings.topic("features")))
+            for r in asyncio.run(
+                streams.offset_ranges(settings, catalog.topic("features").full_name(settings))
+            )
         )
         with running(
             "serving",
@@ -213,7 +219,7 @@ def main(
             TIDELINE_SERVING_GROUP_ID=group,
             TIDELINE_SERVING_HTTP_PORT=str(HTTP_PORT),
         ):
-            service.wait_metric(
+            launcher.wait_metric(
                 SERVING_PORT,
                 "tideline_serving_predictions_total",
                 backlog,

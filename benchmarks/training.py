@@ -22,9 +22,11 @@ from featurestore import PROJECT, fresh, metric, running
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import control, kafka, project, serde, service, synthetic
+from tideline import catalog, kafka, project, serde
 from tideline.durations import epoch_millis
 from tideline.settings import Settings
+
+from ops import control, launcher, synthetic
 
 console = Console()
 PHASES = ("read", "train", "evaluate", "publish")
@@ -43,13 +45,13 @@ async def fill(settings: Settings, rows: int) -> None:
     try:
         for vector, label in synthetic.labelled_vectors(definition, events, concept):
             await producer.send(
-                settings.topic("features"),
+                catalog.topic("features").full_name(settings),
                 serde.encode(definition.feature_schema, vector),
                 key=vector["entity_id"].encode(),
                 timestamp_ms=epoch_millis(vector["event_time"]),
             )
             await producer.send(
-                settings.topic("labels"),
+                catalog.topic("labels").full_name(settings),
                 serde.encode(definition.label_schema, label),
                 key=label["event_id"].encode(),
             )
@@ -60,10 +62,10 @@ async def fill(settings: Settings, rows: int) -> None:
 
 def _sums() -> dict[str, float]:
     sums = {
-        phase: service.metric(TRAINER_PORT, "tideline_trainer_phase_seconds_sum", phase=phase)
+        phase: launcher.metric(TRAINER_PORT, "tideline_trainer_phase_seconds_sum", phase=phase)
         for phase in PHASES
     }
-    sums["gate"] = service.metric(REGISTRY_PORT, "tideline_registry_gate_seconds_sum")
+    sums["gate"] = launcher.metric(REGISTRY_PORT, "tideline_registry_gate_seconds_sum")
     return sums
 
 

@@ -1,1 +1,23 @@
-"""Tideline services: one package each, started with `tideline run <service>`."""
+"""Tideline services: one package each, declared in its `main.py` as `SERVICE` and started
+with `tideline run <service>`."""
+
+import importlib
+from typing import Any
+
+from tideline.service import Service
+
+NAMES = ("ingest", "featurestore", "serving", "monitor", "trainer", "registry")
+
+
+def declared(name: str) -> Service[Any]:
+    """The declaration of service `name` (one of NAMES)."""
+    if name not in NAMES:
+        raise KeyError(f"unknown service {name!r}; one of {', '.join(NAMES)}")
+    found: Service[Any] = importlib.import_module(f"services.{name}.main").SERVICE
+    return found
+
+
+def metrics_port(name: str) -> int:
+    """The port service `name` serves /metrics on unless told otherwise."""
+    port: int = declared(name).settings.model_fields["metrics_port"].default
+    return port

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from tideline.settings import Settings
-from tideline.stack import local
+
+from ops.stack import local
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 REDIS_IMAGE = "redis:7"

@@ -12,12 +12,11 @@ from typing import Any
 
 import skops.io
 
-from tideline import kafka, serde, streams
+from tideline import catalog, kafka, streams
 from tideline.errors import TidelineError
-from tideline.schemas import load as load_schema
 from tideline.settings import Settings
 
-CHUNK_SCHEMA = load_schema("tideline.ArtifactChunk")
+TOPIC = catalog.topic("models.artifacts")
 CHUNK_BYTES = 512 * 1024  # well under the topic's 1 MiB records
 FORMAT = "skops"
 # Types a model may be made of; anything else in an artifact is refused, not built.
@@ -52,13 +51,13 @@ def chunks(data: bytes, settings: Settings) -> tuple[dict[str, Any], list[stream
     """The ArtifactRef record and the chunk records that carry `data`."""
     digest = sha256(data)
     pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    topic = settings.topic("models.artifacts")
+    bound = TOPIC.bind(settings)
+    topic = bound.name
     records = [
         streams.Produce(
             topic,
             f"{digest}:{index}".encode(),
-            serde.encode(
-                CHUNK_SCHEMA,
+            bound.encode(
                 {
                     "sha256": digest,
                     "index": index,
@@ -95,17 +94,15 @@ def assemble(ref: dict[str, Any], found: Sequence[dict[str, Any]]) -> bytes:
 
 async def fetch(settings: Settings, ref: dict[str, Any]) -> bytes:
     """Read `ref`'s chunks back from the artifacts topic and verify them."""
-    if ref["topic"] != settings.topic("models.artifacts"):
-        raise ArtifactError(
-            f"artifacts come from {settings.topic('models.artifacts')}, not {ref['topic']}"
-        )
-    decoder = serde.Decoder([CHUNK_SCHEMA])
+    bound = TOPIC.bind(settings)
+    if ref["topic"] != bound.name:
+        raise ArtifactError(f"artifacts come from {bound.name}, not {ref['topic']}")
     prefix = f"{ref['sha256']}:".encode()
     found = []
     ranges = await streams.offset_ranges(settings, ref["topic"])
     async for message in streams.read_ranges(settings, ranges):
         if message.key is not None and message.key.startswith(prefix):
-            found.append(decoder.decode_as(CHUNK_SCHEMA, message.value))
+            found.append(bound.decode(message.value))
     return assemble(ref, found)
 
 

@@ -1,12 +1,19 @@
-"""The topic catalog (`schemas/catalog.toml`): each topic's key, value schema and retention."""
+"""The topic catalog (`schemas/catalog.toml`): each topic's key, value schema and retention.
+
+The one place where a topic meets its schema: code asks for `topic("events")` and
+binds it to the settings (its prefixed name) and the project (whose derived schema an
+envelope topic carries), then encodes and decodes through the bound topic.
+"""
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
 
-from tideline import schemas
+from tideline import schemas, serde
 from tideline.errors import SchemaError
+from tideline.settings import Settings
 
 CleanupPolicy = Literal["delete", "compact"]
 
@@ -34,7 +41,38 @@ class Topic:
         return configs
 
     def schema(self) -> schemas.Schema:
+        """The value schema as declared: for an envelope (Event, Label, FeatureVector), the
+        envelope itself; `bind` with a project gives the project's derived schema."""
         return schemas.load(self.value)
+
+    def full_name(self, settings: Settings) -> str:
+        return f"{settings.topic_prefix}{self.name}"
+
+    def bind(self, settings: Settings, derived: Mapping[str, schemas.Schema] = {}) -> "Bound":
+        """This topic as a process uses it: its full name, and the schema of its values
+        (`derived`: a project's schemas by envelope name, `Project.derived_schemas`)."""
+        schema = derived.get(self.value) or self.schema()
+        return Bound(self, self.full_name(settings), schema)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A topic with its prefixed name and the one schema its values are written with."""
+
+    topic: Topic
+    name: str
+    schema: schemas.Schema
+    decoder: serde.Decoder = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder", serde.Decoder([self.schema]))
+
+    def encode(self, record: serde.Record) -> bytes:
+        return serde.encode(self.schema, record)
+
+    def decode(self, data: bytes | None) -> serde.Record:
+        """The record in `data`; DecodeError if it is not one of this topic's."""
+        return self.decoder.decode_as(self.schema, data or b"")
 
 
 @cache

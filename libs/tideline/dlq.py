@@ -1,5 +1,8 @@
 """Dead letters: a refused record's original bytes, where it came from and why.
 
+Every service's refusals go to the one `dead-letters` topic, written by the service
+loop (`streams.run`) from what a handler returns as rejected.
+
 Kafka headers repeat the reason in the style of Kafka Connect's error headers, so
 tools that know those can read ours.
 """
@@ -11,17 +14,18 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from tideline import schemas, serde
+from tideline import catalog, serde
 from tideline.errors import DecodeError
 
-SCHEMA = schemas.load("tideline.DeadLetter")
+TOPIC = catalog.topic("dead-letters")
+SCHEMA = TOPIC.schema()
 
 
 @dataclass(frozen=True)
 class RejectionError(Exception):
     """Why a record was refused. Raised by pure handlers, turned into a dead letter by the loop."""
 
-    stage: str  # decode, schema, rule, late
+    stage: str  # decode, schema, rule, late, internal
     error_class: str
     message: str
     rule: str | None = None
@@ -56,16 +60,15 @@ class Source:
 
 
 def decoded(
-    decoder: serde.Decoder,
-    schema: schemas.Schema,
+    topic: catalog.Bound,
     sources: Iterable[Source],
     rejected: list[tuple[Source, RejectionError]],
 ) -> Iterator[tuple[Source, serde.Record]]:
-    """Each source with its record as `schema`; one that does not decode goes to
-    `rejected`, with the reason, for its dead letter."""
+    """Each source with its record as `topic` carries it; one that does not decode goes
+    to `rejected`, with the reason, for its dead letter."""
     for source in sources:
         try:
-            record = decoder.decode_as(schema, source.value or b"")
+            record = topic.decode(source.value)
         except DecodeError as exc:
             rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
             continue

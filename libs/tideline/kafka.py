@@ -83,7 +83,7 @@ async def create_topics(settings: Settings) -> list[TopicState]:
     """Create every catalog topic that is missing; existing ones are left as they are."""
     async with admin_session(settings) as client:
         existing = set(await client.list_topics())
-        wanted = {settings.topic(t.name): t for t in catalog.topics().values()}
+        wanted = {t.full_name(settings): t for t in catalog.topics().values()}
         missing = [
             NewTopic(full, t.partitions, 1, topic_configs=t.configs)
             for full, t in wanted.items()
@@ -153,9 +153,10 @@ async def delete_topics(settings: Settings, names: Sequence[str]) -> None:
                 await asyncio.sleep(0.1)
 
 
-async def require(settings: Settings, *names: str) -> None:
+async def require(settings: Settings, *topics: catalog.Topic) -> None:
     """Fail clearly if a catalog topic a service needs is missing (the broker creates none)."""
-    missing = sorted({settings.topic(n) for n in names} - await existing_topics(settings))
+    wanted = {t.full_name(settings) for t in topics}
+    missing = sorted(wanted - await existing_topics(settings))
     if missing:
         raise StackError(f"missing topics {missing}: run `tideline topics create`")
 

@@ -10,11 +10,11 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from tideline import artifacts, schemas, serde, streams
+from tideline import artifacts, catalog, streams
 from tideline.registry import Record, Registry, TransitionError
 from tideline.settings import Settings
 
-UPDATE_SCHEMA = schemas.load("tideline.ModelUpdated")
+UPDATES = catalog.topic("models.updated")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class LoadedModel:
 class ModelClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = settings.topic("models.updated")
-        self._decoder = serde.Decoder([UPDATE_SCHEMA])
+        self.bound = UPDATES.bind(settings)
+        self.topic = self.bound.name
 
     async def registry(self) -> Registry:
         """Every model's versions as of now, read from `models.updated`."""
@@ -61,16 +61,16 @@ class ModelClient:
         state = Registry()
         ranges = await streams.offset_ranges(self.settings, self.topic)
         async for message in streams.read_ranges(self.settings, ranges):
-            state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
+            state.apply(self.bound.decode(message.value))
         yield state
         start = {r.partition: r.end for r in ranges}
         async with aclosing(streams.follow(self.settings, self.topic, start)) as messages:
             async for message in messages:
-                state.apply(self._decoder.decode_as(UPDATE_SCHEMA, message.value))
+                state.apply(self.bound.decode(message.value))
                 yield state
 
     async def updates(self) -> AsyncGenerator[Record, None]:
         """Every `models.updated` record from the start, then each new one as it comes."""
         async with aclosing(streams.follow(self.settings, self.topic)) as messages:
             async for message in messages:
-                yield self._decoder.decode_as(UPDATE_SCHEMA, message.value)
+                yield self.bound.decode(message.value)

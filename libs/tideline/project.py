@@ -99,6 +99,15 @@ class Project(Strict):
             "tideline.FeatureVector", self.features.avro_fields(self.event.fields), self.namespace
         )
 
+    @cached_property
+    def derived_schemas(self) -> dict[str, schemas.Schema]:
+        """This project's schema for each envelope record: what its topics carry."""
+        return {
+            "tideline.Event": self.event_schema,
+            "tideline.Label": self.label_schema,
+            "tideline.FeatureVector": self.feature_schema,
+        }
+
 
 def load(path: str | Path) -> Project:
     """A project from a YAML file, or from a Python module that defines `project`."""

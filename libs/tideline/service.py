@@ -1,23 +1,163 @@
-"""What every service's entry point shares: JSON logs, metrics endpoint, stop on SIGTERM."""
+"""A service declared once, and the one runner that starts any of them.
+
+A service is a `Service`: its name, its settings class, the catalog topics it consumes,
+produces and reads besides, and a job factory. The runner does the rest, the same way
+for all six: settings, then JSON logs, /metrics, native thread limits and SIGTERM; the
+project; the topic checks; the producer; the job; the consumer and `streams.run`,
+which writes every record a job refuses to the dead-letter topic.
+"""
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import time
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import threadpoolctl
-from prometheus_client import Gauge, start_http_server
-from prometheus_client.parser import text_string_to_metric_families
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
+from prometheus_client import Counter, Gauge, start_http_server
 from pythonjsonlogger.json import JsonFormatter
+
+from tideline import catalog, dlq, kafka, project, streams
+from tideline.settings import ServiceSettings, Settings
+
+log = logging.getLogger(__name__)
 
 LAST_POLL = Gauge(
     "tideline_last_poll_timestamp_seconds",
     "When the service last polled Kafka: its liveness signal.",
     ["service"],
 )
+DEAD_LETTERS = Counter(
+    "tideline_dead_letters_total",
+    "Records refused and written to the dead-letter topic.",
+    ["service", "topic", "stage", "reason"],
+)
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass
+class Context(Generic[S]):
+    """What a job factory is handed: settings, project, a started producer, the stop event."""
+
+    name: str
+    settings: Settings
+    own: S
+    project: project.Project
+    producer: AIOKafkaProducer
+    stop: asyncio.Event
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def topic(self, handle: catalog.Topic) -> catalog.Bound:
+        """`handle` with this process's prefix and the project's schemas."""
+        return handle.bind(self.settings, self.project.derived_schemas)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` beside the loop; when it ends, for whatever reason, the service stops
+        (and raises what ended it)."""
+        task = asyncio.create_task(work)
+        task.add_done_callback(lambda _: self.stop.set())
+        self._tasks.append(task)
+
+    async def wait(self, event: asyncio.Event) -> None:
+        """Until `event` (or a stop), with the liveness heartbeat every second."""
+        while not (event.is_set() or self.stop.is_set()):
+            heartbeat(self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 1)
+
+    async def close(self) -> None:
+        """Cancel the background work; raise what failed it, if anything did."""
+        failed = [t for t in self._tasks if t.done() and not t.cancelled() and t.exception()]
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if failed:
+            await failed[0]
+
+
+@dataclass
+class Job(streams.Job):
+    """A loop's job, and how the consumer joins its group."""
+
+    listener: ConsumerRebalanceListener | None = None  # state that follows partitions
+
+
+# A job factory: set up with the context, yield the job (None: this process consumes
+# nothing, e.g. serving with its stream off), clean up after the loop has stopped.
+JobFactory = Callable[[Context[S]], AbstractAsyncContextManager[Job | None]]
+
+
+@dataclass(frozen=True)
+class Service(Generic[S]):
+    name: str
+    settings: type[S]
+    consumes: tuple[catalog.Topic, ...]
+    produces: tuple[catalog.Topic, ...]
+    job: JobFactory[S]
+    reads: tuple[catalog.Topic, ...] = ()  # read outside the consumer group (follows, backfills)
+
+    @property
+    def topics(self) -> tuple[catalog.Topic, ...]:
+        """Every topic it touches, the dead-letter topic included: all must exist."""
+        return tuple(dict.fromkeys((*self.consumes, *self.produces, *self.reads, dlq.TOPIC)))
+
+    def group(self, settings: Settings, own: S) -> str:
+        return own.group_id or f"{settings.topic_prefix}{self.name}"
+
+
+def run(declared: Service[Any]) -> None:
+    """`tideline run NAME`: the service until SIGTERM or SIGINT."""
+    asyncio.run(serve(declared))
+
+
+async def serve(declared: Service[S]) -> None:
+    settings, own = Settings(), declared.settings()
+    stop = setup(declared.name, own.metrics_port, settings.native_threads)
+    definition = project.load(settings.project)
+    await kafka.require(settings, *declared.topics)
+    producer = kafka.producer(settings)
+    async with kafka.started(producer):
+        context = Context(declared.name, settings, own, definition, producer, stop)
+        try:
+            async with declared.job(context) as job:
+                if job is None or stop.is_set():
+                    await context.wait(stop)
+                else:
+                    await _consume(declared, context, job)
+        finally:
+            await context.close()
+
+
+async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
+    settings, name = context.settings, declared.name
+    dead_letters = context.topic(dlq.TOPIC).name
+    consumer = kafka.consumer(settings, group_id=declared.group(settings, context.own))
+    consumed = [context.topic(t).name for t in declared.consumes]
+    if job.listener is None:
+        consumer.subscribe(consumed)
+    else:
+        consumer.subscribe(consumed, listener=job.listener)
+
+    def dead_letter(source: dlq.Source, rejection: dlq.RejectionError) -> streams.Produce:
+        reason = rejection.rule or rejection.error_class
+        DEAD_LETTERS.labels(name, source.topic, rejection.stage, reason).inc()
+        key, value, headers = dlq.dead_letter(source, rejection, name)
+        return streams.Produce(dead_letters, key, value, None, tuple(headers))
+
+    async with kafka.started(consumer):
+        log.info("consuming %s as %s", consumed, declared.group(settings, context.own))
+        await streams.run(
+            consumer, context.producer, job, dead_letter, context.stop, lambda: heartbeat(name)
+        )
 
 
 def quiet_gc() -> None:
@@ -58,47 +198,6 @@ def setup(service: str, metrics_port: int, native_threads: int) -> asyncio.Event
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def metric(port: int, sample: str, **labels: str) -> float:
-    """The sum of a local service's `sample` values whose labels include `labels`.
-
-    0 while its metrics endpoint does not answer (not started yet, or gone).
-    """
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        found.value
-        for family in text_string_to_metric_families(text)
-        for found in family.samples
-        if found.name == sample and labels.items() <= found.labels.items()
-    )
-
-
-def wait_metric(
-    port: int,
-    sample: str,
-    at_least: float,
-    timeout_s: float = 180,
-    alive: Callable[[], bool] = lambda: True,
-    labels: Mapping[str, str] | None = None,
-) -> float:
-    """Poll a local service's `sample` until it reaches `at_least`; its value then.
-
-    TimeoutError when it does not in `timeout_s`, RuntimeError as soon as `alive` says
-    the service is gone.
-    """
-    deadline = time.monotonic() + timeout_s
-    while (value := metric(port, sample, **(labels or {}))) < at_least:
-        if not alive():
-            raise RuntimeError(f"the service on :{port} died with {sample} at {value}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{sample} stayed at {value}, wanted {at_least}")
-        time.sleep(0.05)
-    return value
 
 
 def heartbeat(service: str) -> None:

@@ -33,10 +33,6 @@ class Settings(BaseSettings):
         description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",
     )
 
-    def topic(self, name: str) -> str:
-        """The full name of a catalog topic."""
-        return f"{self.topic_prefix}{name}"
-
     @property
     def kafka_host_port(self) -> tuple[str, int]:
         first = self.kafka_bootstrap.split(",")[0]
@@ -47,3 +43,14 @@ class Settings(BaseSettings):
     def redis_host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.redis_url)
         return parts.hostname or "localhost", parts.port or 6379
+
+
+class ServiceSettings(BaseSettings):
+    """What every service's own settings have; each sets its env prefix and metrics port."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    metrics_port: int = Field(default=0, description="Prometheus /metrics; 0 turns it off.")
+    group_id: str | None = Field(
+        default=None, description="Its consumer group; default: the topic prefix + its name."
+    )

@@ -1,4 +1,5 @@
-"""The thin Kafka loop around a service's pure handler: consume, handle, produce, commit.
+"""The one consumer loop of the project, around a service's pure handler: consume, handle,
+produce (outputs and dead letters), commit; and the readers of offset ranges.
 
 At-least-once: a batch's offsets are committed only after every output of it is
 acknowledged; handlers make the repeats harmless (dedup, event-time guards).
@@ -7,13 +8,13 @@ acknowledged; handlers make the repeats harmless (dedup, event-time guards).
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from tideline import kafka
+from tideline import dlq, kafka
 from tideline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,30 +30,69 @@ class Produce:
     partition: int | None = None  # None: by key, as the producer's partitioner does
 
 
-# A batch in (every partition's records of one poll); what to send for it out.
-BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[list[Produce]]]
+@dataclass
+class Outcome:
+    """What a handler made of a batch: records to send, and records it refused, each with
+    its reason (the loop writes those to the dead-letter topic). Errors are data."""
+
+    produce: list[Produce] = field(default_factory=list)
+    rejected: list[tuple[dlq.Source, dlq.RejectionError]] = field(default_factory=list)
+
+    def __iadd__(self, other: "Outcome") -> "Outcome":
+        self.produce += other.produce
+        self.rejected += other.rejected
+        return self
+
+
+Message: TypeAlias = ConsumerRecord[bytes, bytes]
+Messages: TypeAlias = list[Message]
+Offsets = dict[TopicPartition, int]
+
+
+async def _nothing() -> Outcome:
+    return Outcome()
+
+
+@dataclass
+class Job:
+    """What a service's loop runs: `handle` each polled batch; `tick` after every poll,
+    batch or none (a periodic publication, a schedule); `committable` says, from the
+    offsets handled so far, how far each partition may be committed (default: all of
+    them, once their outputs are acknowledged)."""
+
+    handle: Callable[[Messages], Awaitable[Outcome]]
+    tick: Callable[[], Awaitable[Outcome]] = _nothing
+    committable: Callable[[Offsets], Offsets] = lambda handled: handled
+    max_records: int = 2000
+
+
+DeadLetter = Callable[[dlq.Source, dlq.RejectionError], Produce]
 
 
 async def run(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
-    handle: BatchHandler,
+    job: Job,
+    dead_letter: DeadLetter,
     stop: asyncio.Event,
     on_poll: Callable[[], None] = lambda: None,
 ) -> None:
-    """Until `stop` is set: poll a batch, hand it to `handle`, send its outputs, commit.
+    """Until `stop` is set: poll a batch, hand it to the job, send its outputs and the
+    dead letters of what it refused, commit.
 
-    A batch's offsets are committed once all its outputs are acknowledged, by a task
+    Offsets are committed once all outputs sent until then are acknowledged, by a task
     of their own, in order: the next batch is polled and handled meanwhile, so a
     record does not wait for the round trips of the batch before it.
     """
-    acknowledged: asyncio.Queue[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]] | None]
+    acknowledged: asyncio.Queue[tuple[list[asyncio.Future[Any]], Offsets] | None]
     acknowledged = asyncio.Queue(maxsize=8)  # batches in flight; more waits for the broker
 
     async def commit_in_order() -> None:
         while (batch := await acknowledged.get()) is not None:
             pending, offsets = batch
             await asyncio.gather(*pending)
+            if not offsets:
+                continue
             try:
                 await consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError) as exc:
@@ -60,26 +100,41 @@ async def run(
                 # it reads them from the last commit, so the batch is redone, not lost.
                 log.warning("batch not committed, partitions reassigned: %s", exc)
 
+    async def send(outcome: Outcome) -> list[asyncio.Future[Any]]:
+        outs = outcome.produce + [dead_letter(*refused) for refused in outcome.rejected]
+        return [
+            await producer.send(
+                out.topic,
+                out.value,
+                key=out.key,
+                partition=out.partition,
+                timestamp_ms=out.timestamp_ms,
+                headers=list(out.headers),
+            )
+            for out in outs
+        ]
+
+    handled: Offsets = {}
+    committed: Offsets = {}
     committer = asyncio.create_task(commit_in_order())
     try:
         while not stop.is_set() and not committer.done():
-            batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            batches = await consumer.getmany(timeout_ms=200, max_records=job.max_records)
             on_poll()
             messages = [message for batch in batches.values() for message in batch]
-            pending = [
-                await producer.send(
-                    out.topic,
-                    out.value,
-                    key=out.key,
-                    partition=out.partition,
-                    timestamp_ms=out.timestamp_ms,
-                    headers=list(out.headers),
-                )
-                for out in (await handle(messages) if messages else [])
-            ]
-            offsets = {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
+            pending = await send(await job.handle(messages)) if messages else []
+            pending += await send(await job.tick())
+            handled |= {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
+            offsets = {
+                tp: offset
+                for tp, offset in job.committable(dict(handled)).items()
+                if committed.get(tp) != offset
+            }
             if offsets:
+                committed |= offsets
                 await acknowledged.put((pending, offsets))
+            elif pending:  # outputs with nothing to commit yet: acknowledged all the same
+                await acknowledged.put((pending, {}))
         if not committer.done():
             await acknowledged.put(None)  # commit what is in flight, then end
         await committer  # raises what failed a send or a commit

@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from tideline import serde, streams
+from tideline import catalog, serde, streams
 from tideline.durations import epoch_millis
 from tideline.errors import TidelineError
 from tideline.project import Project
 from tideline.settings import Settings
+
+FEATURES, LABELS = catalog.topic("features"), catalog.topic("labels")
 
 
 class DatasetError(TidelineError):
@@ -34,17 +36,17 @@ class TrainingSet:
 
 def _fingerprints(settings: Settings, project: Project) -> dict[str, str]:
     return {
-        settings.topic("features"): project.feature_schema.fingerprint.hex(),
-        settings.topic("labels"): project.label_schema.fingerprint.hex(),
+        FEATURES.full_name(settings): project.feature_schema.fingerprint.hex(),
+        LABELS.full_name(settings): project.label_schema.fingerprint.hex(),
     }
 
 
 async def _reference(
     settings: Settings, project: Project, since_ms: int | None, until_ms: int | None = None
 ) -> dict[str, Any]:
-    ranges = await streams.offset_ranges(settings, settings.topic("features"), since_ms, until_ms)
+    ranges = await streams.offset_ranges(settings, FEATURES.full_name(settings), since_ms, until_ms)
     # labels arrive after their events: read them from `since` up to now
-    ranges += await streams.offset_ranges(settings, settings.topic("labels"), since_ms)
+    ranges += await streams.offset_ranges(settings, LABELS.full_name(settings), since_ms)
     return {
         "ranges": [vars(r) for r in ranges],
         "schema_fingerprints": _fingerprints(settings, project),
@@ -114,7 +116,7 @@ async def read(settings: Settings, project: Project, since: datetime | None = No
     """The vectors of events from `since`, with every label that has arrived for them."""
     ref = await _reference(settings, project, None if since is None else epoch_millis(since))
     vectors, labels = await _read(settings, project, ref)
-    return Read(project, settings.topic("features"), ref, vectors, labels)
+    return Read(project, FEATURES.full_name(settings), ref, vectors, labels)
 
 
 async def split(
@@ -176,11 +178,11 @@ async def _read(
     """The vectors in `ref`'s features ranges, in log order, and the labels by event id."""
     ranges = [streams.OffsetRange(**r) for r in ref["ranges"]]
     labels = await _labels(
-        settings, project, [r for r in ranges if r.topic == settings.topic("labels")]
+        settings, project, [r for r in ranges if r.topic == LABELS.full_name(settings)]
     )
     decoder, names = serde.Decoder([project.feature_schema]), project.features.names
     vectors = []
-    features = [r for r in ranges if r.topic == settings.topic("features")]
+    features = [r for r in ranges if r.topic == FEATURES.full_name(settings)]
     async for message in streams.read_ranges(settings, features):
         vector = decoder.decode_as(project.feature_schema, message.value)
         values = vector["values"]

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tideline import dlq, serde, windows
+from tideline import catalog, dlq, windows
 from tideline.dlq import RejectionError, Source
 from tideline.durations import epoch_millis
 from tideline.online_store import Entry
@@ -38,13 +38,15 @@ class Batch:
 
 class FeatureStore:
     def __init__(
-        self, project: Project, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        project: Project,
+        events: catalog.Bound,
+        features: catalog.Bound,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.computer = windows.Computer(project.features)
-        self.event_schema = project.event_schema
-        self.vector_schema = project.feature_schema
+        self.events, self.features = events, features
         self.version = project.features.version
-        self.decoder = serde.Decoder([project.event_schema])
         self.clock = clock
 
     def process(
@@ -52,7 +54,7 @@ class FeatureStore:
     ) -> Batch:
         batch = Batch()
         computed_at = epoch_millis(self.clock())
-        for source, event in dlq.decoded(self.decoder, self.event_schema, records, batch.rejected):
+        for source, event in dlq.decoded(self.events, records, batch.rejected):
             entity = event["entity_id"]
             state = states.get(entity)
             if state is None:
@@ -81,7 +83,7 @@ class FeatureStore:
             batch.vectors.append(
                 Vector(
                     Entry(entity, event["event_id"], t, source.offset, values),
-                    serde.encode(self.vector_schema, vector),
+                    self.features.encode(vector),
                 )
             )
         return batch

@@ -4,9 +4,6 @@ from prometheus_client import Counter, Histogram
 
 EVENTS = Counter("tideline_featurestore_events_total", "Events consumed.")
 VECTORS = Counter("tideline_featurestore_vectors_total", "Feature vectors written to `features`.")
-REJECTED = Counter(
-    "tideline_featurestore_rejected_total", "Events sent to the DLQ.", ["stage", "reason"]
-)
 REPLAYS = Counter(
     "tideline_featurestore_replays_total",
     "Events seen again after a restart; their state was already counted.",

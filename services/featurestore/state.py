@@ -10,12 +10,12 @@ ahead of the commit after a crash, and the state's offsets make the replay harml
 import asyncio
 from collections.abc import Iterable, Mapping
 
-from tideline import kafka, schemas, serde, streams
+from tideline import catalog, kafka, streams
 from tideline.errors import TidelineError
 from tideline.settings import Settings
 from tideline.windows import EntityState
 
-SCHEMA = schemas.load("tideline.WindowState")
+TOPIC = catalog.topic("featurestore.state")
 
 
 class StateError(TidelineError):
@@ -23,18 +23,18 @@ class StateError(TidelineError):
 
 
 class WindowStates:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.topic = settings.topic("featurestore.state")
+    def __init__(self, settings: Settings, events: catalog.Bound) -> None:
+        self.settings, self.events = settings, events
+        self.changelog_topic = TOPIC.bind(settings)
+        self.topic = self.changelog_topic.name
         self.data: dict[str, EntityState] = {}
         self._partition: dict[str, int] = {}  # entity -> the partition that owns it
-        self._decoder = serde.Decoder([SCHEMA])
         # aiokafka may hand out a new assignment's records while the assignment
         # callback still restores: the handler waits on this.
         self.ready = asyncio.Event()
 
     async def check_partitions(self) -> None:
-        events = await kafka.partitions(self.settings, self.settings.topic("events"))
+        events = await kafka.partitions(self.settings, self.events.name)
         changelog = await kafka.partitions(self.settings, self.topic)
         if events != changelog:
             raise StateError(
@@ -53,7 +53,7 @@ class WindowStates:
         count = 0
         async for message in streams.read_ranges(self.settings, ranges):
             entity = message.key.decode() if message.key is not None else ""
-            record = self._decoder.decode_as(SCHEMA, message.value)
+            record = self.changelog_topic.decode(message.value)
             self.data[entity] = EntityState.from_record(record)
             self._partition[entity] = message.partition
             count += 1
@@ -76,7 +76,7 @@ class WindowStates:
                 streams.Produce(
                     self.topic,
                     entity.encode(),
-                    serde.encode(SCHEMA, state.to_record()),
+                    self.changelog_topic.encode(state.to_record()),
                     partition=partition,
                 )
             )

@@ -6,23 +6,27 @@ target at 2,000/s (docs/featurestore.md has the figures). State is ours, restore
 from its compacted changelog when partitions are assigned (state.py).
 
 Per batch, in this order: compute; write Redis (retrying until it takes the write);
-hand vectors, changelog records and dead letters to `streams.run`, which commits
+hand vectors, changelog records and refused events to `streams.run`, which commits
 the batch's offsets once all are acknowledged. At-least-once; a replay is harmless.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import redis
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from tideline import dlq, streams
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from tideline import catalog, dlq, service, streams
 from tideline.online_store import Entry, OnlineWriter
-from tideline.settings import Settings
 
 from services.featurestore import metrics
 from services.featurestore.handler import FeatureStore
+from services.featurestore.settings import FeatureStoreSettings
 from services.featurestore.state import WindowStates
+
+EVENTS, FEATURES = catalog.topic("events"), catalog.topic("features")
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +51,45 @@ class Restore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's ba
         )
 
 
-def batch_handler(
-    settings: Settings, store: FeatureStore, states: WindowStates, writer: OnlineWriter
-) -> streams.BatchHandler:
-    features, dead_letters = settings.topic("features"), settings.topic("ingest.dlq")
+class Batches:
+    def __init__(
+        self,
+        store: FeatureStore,
+        states: WindowStates,
+        writer: OnlineWriter,
+    ) -> None:
+        self.store, self.states, self.writer = store, states, writer
 
-    async def handle(messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
-        await states.ready.wait()
+    async def handle(self, messages: streams.Messages) -> streams.Outcome:
+        await self.states.ready.wait()
         started = time.perf_counter()
-        batch = store.process(map(dlq.Source.of, messages), states.data)
-        out = states.changelog(batch.changed)
+        batch = self.store.process(map(dlq.Source.of, messages), self.states.data)
+        out = self.states.changelog(batch.changed)
+        features = self.store.features.name
         out += [
             streams.Produce(features, v.entry.entity.encode(), v.record, v.entry.t)
             for v in batch.vectors
         ]
-        for source, rejection in batch.rejected:
-            key, value, headers = dlq.dead_letter(source, rejection, "featurestore")
-            out.append(streams.Produce(dead_letters, key, value, None, tuple(headers)))
-            metrics.REJECTED.labels(rejection.stage, rejection.error_class).inc()
-        metrics.ONLINE_WRITES.inc(await _materialize(writer, batch.latest()))
+        metrics.ONLINE_WRITES.inc(await _materialize(self.writer, batch.latest()))
         metrics.EVENTS.inc(len(messages))
         metrics.VECTORS.inc(len(batch.vectors))
         metrics.REPLAYS.inc(batch.replays)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        return out
+        return streams.Outcome(out, batch.rejected)
 
-    return handle
+
+@asynccontextmanager
+async def job(context: service.Context[FeatureStoreSettings]) -> AsyncIterator[service.Job]:
+    events, features = context.topic(EVENTS), context.topic(FEATURES)
+    states = WindowStates(context.settings, events)
+    await states.check_partitions()
+    writer = OnlineWriter(context.settings, context.project)
+    log.info("feature set %s", context.project.features.version)
+    store = FeatureStore(context.project, events, features)
+    try:
+        yield service.Job(Batches(store, states, writer).handle, listener=Restore(states))
+    finally:
+        await writer.close()
 
 
 async def _materialize(writer: OnlineWriter, entries: list[Entry]) -> int:

@@ -4,9 +4,6 @@ from prometheus_client import Counter, Histogram
 
 RECORDS_IN = Counter("tideline_ingest_records_in_total", "Records consumed.", ["topic"])
 RECORDS_OUT = Counter("tideline_ingest_records_out_total", "Canonical records written.", ["topic"])
-REJECTED = Counter(
-    "tideline_ingest_rejected_total", "Records sent to the DLQ.", ["topic", "stage", "reason"]
-)
 DUPLICATES = Counter("tideline_ingest_duplicates_total", "Repeated event ids dropped.", ["topic"])
 LATENCY = Histogram(
     "tideline_ingest_processing_seconds",

@@ -3,9 +3,6 @@
 from prometheus_client import Counter, Gauge
 
 RECORDS = Counter("tideline_monitor_records_total", "Records read, by topic.", ["topic"])
-UNREADABLE = Counter(
-    "tideline_monitor_unreadable_total", "Records that could not be decoded (logged).", ["topic"]
-)
 DRIFT_EVENTS = Counter("tideline_monitor_drift_events_total", "Drift events published.", ["kind"])
 PSI = Gauge("tideline_monitor_psi", "Latest PSI per feature against the champion.", ["feature"])
 PERFORMANCE = Gauge(

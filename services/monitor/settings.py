@@ -3,15 +3,15 @@
 from datetime import timedelta
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from tideline.durations import Duration
+from tideline.settings import ServiceSettings
 
 
-class MonitorSettings(BaseSettings):
+class MonitorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_MONITOR_", extra="forbid")
 
     metrics_port: int = 9105
-    group_id: str | None = None  # default: "<topic prefix>monitor"
     model_name: str | None = Field(default=None, description="Default: the project's name.")
     interval: Duration = Field(
         default=timedelta(seconds=10), description="How often monitor.metrics is published."

@@ -15,10 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord
-from tideline import artifacts, learners, schemas, serde, streams, training
-from tideline.errors import TidelineError
-from tideline.models import UPDATE_SCHEMA
+from tideline import artifacts, catalog, dlq, learners, streams, training
+from tideline.errors import DecodeError
+from tideline.models import UPDATES
 from tideline.project import Project
 from tideline.registry import Record, Registry, TransitionError
 from tideline.settings import Settings
@@ -29,8 +28,7 @@ from services.registry.versions import version_record
 
 log = logging.getLogger(__name__)
 
-CANDIDATE_SCHEMA = schemas.load("tideline.ModelCandidate")
-COMMAND_SCHEMA = schemas.load("tideline.RegistryCommand")
+CANDIDATES, COMMANDS = catalog.topic("models.candidates"), catalog.topic("registry.commands")
 DECIDED_BY = "gate"
 
 
@@ -46,26 +44,26 @@ class Registrar:
         self.settings, self.own, self.project = settings, own, project
         self.registry, self.send_chunks = registry, send_chunks
         self.columns = learners.Columns.of(project)
-        self._decoder = serde.Decoder([CANDIDATE_SCHEMA, COMMAND_SCHEMA])
         self._models: dict[str, Any] = {}  # sha256 -> loaded model
-        self._candidates = settings.topic("models.candidates")
+        self.candidates, self.commands = CANDIDATES.bind(settings), COMMANDS.bind(settings)
+        self.updates = UPDATES.bind(settings)
         for name in registry.models:
             self._count_champion(name)
 
-    async def handle(self, messages: list[ConsumerRecord[bytes, bytes]]) -> list[streams.Produce]:
-        out = []
+    async def handle(self, messages: streams.Messages) -> streams.Outcome:
+        outcome = streams.Outcome()
         for message in messages:
             try:
-                if message.topic == self._candidates:
-                    candidate = self._decoder.decode_as(CANDIDATE_SCHEMA, message.value)
-                    updates = await self._candidate(candidate)
+                if message.topic == self.candidates.name:
+                    updates = await self._candidate(self.candidates.decode(message.value))
                 else:
-                    updates = self._command(self._decoder.decode_as(COMMAND_SCHEMA, message.value))
-            except TidelineError as exc:  # undecodable: nothing to register, nothing to lose
-                log.error("unreadable record at %s/%d: %s", message.topic, message.offset, exc)
+                    updates = self._command(self.commands.decode(message.value))
+            except DecodeError as exc:  # nothing to register: a dead letter says why
+                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
+                outcome.rejected.append((dlq.Source.of(message), rejection))
                 continue
-            out += [self._publish(u) for u in updates]
-        return out
+            outcome.produce += [self._publish(u) for u in updates]
+        return outcome
 
     def _publish(self, update: Record) -> streams.Produce:
         version = update["model"]
@@ -79,9 +77,9 @@ class Registrar:
         )
         self._count_champion(version["model_name"])
         return streams.Produce(
-            self.settings.topic("models.updated"),
+            self.updates.name,
             f"{version['model_name']}:{version['version']}".encode(),
-            serde.encode(UPDATE_SCHEMA, update),
+            self.updates.encode(update),
         )
 
     def _count_champion(self, name: str) -> None:

@@ -1,14 +1,14 @@
 """The registry's configuration, from TIDELINE_REGISTRY_* environment variables."""
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from tideline.settings import ServiceSettings
 
 
-class RegistrySettings(BaseSettings):
+class RegistrySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_REGISTRY_", extra="forbid")
 
     metrics_port: int = 9106
-    group_id: str | None = None  # default: "<topic prefix>registry"
     metric: str | None = Field(
         default=None,
         description="What the gate compares; default roc_auc (classification), rmse (regression).",

@@ -7,14 +7,12 @@ every prediction names the version that made it.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tideline import dlq, schemas, serde
+from tideline import catalog, dlq
 from tideline.dlq import RejectionError, Source
 from tideline.durations import epoch_millis
 from tideline.project import Project
 from tideline.scoring import Scorer
 from tideline.serde import Record
-
-PREDICTION_SCHEMA = schemas.load("tideline.Prediction")
 
 
 @dataclass(frozen=True)
@@ -33,17 +31,18 @@ class Batch:
 
 
 class Predictor:
-    def __init__(self, project: Project) -> None:
-        self.schema = project.feature_schema
+    def __init__(
+        self, project: Project, features: catalog.Bound, predictions: catalog.Bound
+    ) -> None:
+        self.features, self.predictions = features, predictions
         self.version = project.features.version
-        self.decoder = serde.Decoder([self.schema])
 
     def process(
         self, records: Iterable[Source], champion: Scorer, challenger: Scorer | None, now_ms: int
     ) -> Batch:
         batch = Batch()
         vectors = []
-        for source, vector in dlq.decoded(self.decoder, self.schema, records, batch.rejected):
+        for source, vector in dlq.decoded(self.features, records, batch.rejected):
             if vector["feature_version"] != self.version:
                 message = f"feature set {vector['feature_version']}, serving {self.version}"
                 batch.rejected.append((source, RejectionError("schema", "FeatureVersion", message)))
@@ -80,7 +79,7 @@ class Predictor:
         return Prediction(
             vector["entity_id"],
             event_time,
-            serde.encode(PREDICTION_SCHEMA, record),
+            self.predictions.encode(record),
             latency,
             shadow,
         )

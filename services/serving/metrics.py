@@ -7,9 +7,6 @@ SCORED = Counter(
     "Predictions written, by role (champion, or challenger in shadow).",
     ["role"],
 )
-REJECTED = Counter(
-    "tideline_serving_rejected_total", "Feature vectors sent to the dead-letter topic.", ["stage"]
-)
 LATENCY = Histogram(
     "tideline_serving_latency_seconds",
     "From a feature vector's computation to its score.",

@@ -3,14 +3,14 @@
 from typing import Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+from tideline.settings import ServiceSettings
 
 
-class ServingSettings(BaseSettings):
+class ServingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_SERVING_", extra="forbid")
 
     metrics_port: int = 9103
-    group_id: str | None = None  # default: "<topic prefix>serving"
     model_name: str | None = Field(default=None, description="Default: the project's name.")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, description="Request-time scoring; 0 turns it off.")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from tideline import artifacts, schemas, serde, training
+from tideline import artifacts, catalog, training
 from tideline.project import Project
 from tideline.settings import Settings
 
@@ -21,8 +21,7 @@ from services.trainer.triggers import Trigger
 
 log = logging.getLogger(__name__)
 
-CANDIDATE_SCHEMA = schemas.load("tideline.ModelCandidate")
-STATUS_SCHEMA = schemas.load("tideline.TrainerStatus")
+CANDIDATES, STATUS = catalog.topic("models.candidates"), catalog.topic("trainer.status")
 
 
 class Trainer:
@@ -37,6 +36,7 @@ class Trainer:
     ) -> None:
         self.settings, self.own, self.project = settings, own, project
         self.model_name, self.producer, self.code_version = model_name, producer, code_version
+        self.candidates, self.statuses = CANDIDATES.bind(settings), STATUS.bind(settings)
 
     async def status(self, trigger: Trigger, state: str, message: str, **details: Any) -> None:
         strings = {k: str(v) for k, v in details.items()}
@@ -51,8 +51,8 @@ class Trainer:
         }
         log.info("%s: %s", state, message, extra={"trigger": trigger.record, **strings})
         await self.producer.send_and_wait(
-            self.settings.topic("trainer.status"),
-            serde.encode(STATUS_SCHEMA, record),
+            self.statuses.name,
+            self.statuses.encode(record),
             key=self.model_name.encode(),
         )
 
@@ -79,8 +79,8 @@ class Trainer:
             publish_from = time.perf_counter()
             candidate = self._candidate(trigger, train, holdout, fitted, started)
             await self.producer.send_and_wait(
-                self.settings.topic("models.candidates"),
-                serde.encode(CANDIDATE_SCHEMA, candidate),
+                self.candidates.name,
+                self.candidates.encode(candidate),
                 key=self.model_name.encode(),
             )
             metrics.PHASE_SECONDS.labels("publish").observe(time.perf_counter() - publish_from)

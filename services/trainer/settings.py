@@ -3,15 +3,15 @@
 from datetime import timedelta
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from tideline.durations import Duration
+from tideline.settings import ServiceSettings
 
 
-class TrainerSettings(BaseSettings):
+class TrainerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_TRAINER_", extra="forbid")
 
     metrics_port: int = 9104
-    group_id: str | None = None  # default: "<topic prefix>trainer"
     model_name: str | None = Field(default=None, description="Default: the project's name.")
     family: str = Field(default="gradient_boosting", description="See tideline.learners.")
     params: dict[str, str] = Field(default={}, description='JSON, e.g. {"max_iter": "200"}.')

@@ -5,10 +5,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from tideline import schemas, serde
+from tideline import catalog
 
-REQUEST_SCHEMA = schemas.load("tideline.TrainingRequest")
-DRIFT_SCHEMA = schemas.load("tideline.DriftEvent")
+REQUESTS, DRIFT = catalog.topic("training.requests"), catalog.topic("monitor.drift")
 
 
 @dataclass(frozen=True)
@@ -29,16 +28,16 @@ class Trigger:
 class Decoder:
     """Triggers for one model from `training.requests` and `monitor.drift` records."""
 
-    def __init__(self, model_name: str, requests_topic: str) -> None:
-        self.model_name, self.requests_topic = model_name, requests_topic
-        self._decoder = serde.Decoder([REQUEST_SCHEMA, DRIFT_SCHEMA])
+    def __init__(self, model_name: str, requests: catalog.Bound, drift: catalog.Bound) -> None:
+        self.model_name, self.requests, self.drift = model_name, requests, drift
 
     def decode(self, message: ConsumerRecord[bytes, bytes]) -> Trigger | None:
-        """The trigger a record asks for; None if it is for another model."""
+        """The trigger a record asks for; None if it is for another model. DecodeError if
+        it is not a record of its topic."""
         source = (message.topic, message.partition, message.offset)
         record: dict[str, Any]
-        if message.topic == self.requests_topic:
-            record = self._decoder.decode_as(REQUEST_SCHEMA, message.value)
+        if message.topic == self.requests.name:
+            record = self.requests.decode(message.value)
             if record["model_name"] != self.model_name:
                 return None
             return Trigger(
@@ -48,7 +47,7 @@ class Decoder:
                 params=record["params"],
                 source=source,
             )
-        record = self._decoder.decode_as(DRIFT_SCHEMA, message.value)
+        record = self.drift.decode(message.value)
         if record["model_name"] != self.model_name:
             return None
         return Trigger("drift", record["drift_id"], since=record["window_end"], source=source)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier
-from tideline import artifacts, kafka, serde
+from tideline import artifacts, kafka
 from tideline.settings import Settings
 
 from .services.running import produce
@@ -32,8 +32,9 @@ async def test_a_tampered_chunk_and_a_foreign_location_are_refused(settings: Set
     ref = await artifacts.publish(settings, data)
     # someone with write access replaces chunk 0: compaction would keep the newest
     _, records = artifacts.chunks(data, settings)
-    chunk = serde.Decoder([artifacts.CHUNK_SCHEMA]).decode(records[0].value)[1]
-    forged = serde.encode(artifacts.CHUNK_SCHEMA, chunk | {"data": b"\x00" + chunk["data"][1:]})
+    chunks = artifacts.TOPIC.bind(settings)
+    chunk = chunks.decode(records[0].value)
+    forged = chunks.encode(chunk | {"data": b"\x00" + chunk["data"][1:]})
     await produce(settings, "models.artifacts", [forged], keys=[records[0].key])
     with pytest.raises(artifacts.ArtifactError, match="does not match"):
         await artifacts.fetch(settings, ref)

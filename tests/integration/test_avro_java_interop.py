@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from tideline import schemas, serde
 from tideline.settings import Settings
-from tideline.stack import maven
+
+from ops.stack import maven
 
 from ..examples import EXAMPLE_TIME
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tideline import streams, tail
+from tideline import catalog, streams
 from tideline.settings import Settings
+
+from ops import tail
 
 from .services.running import environment
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.integration
 def _tideline(settings: Settings, *args: str) -> str:
     """`tideline ARGS` against this test's stack; its output, once it succeeded."""
     done = subprocess.run(
-        [sys.executable, "-m", "tideline.cli", *args],
+        [sys.executable, "-m", "ops.cli", *args],
         env=environment(settings),
         capture_output=True,
         text=True,
@@ -73,7 +75,11 @@ def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
 
 async def _records(settings: Settings, topics: list[str]) -> int:
     """How many records `topics` hold now."""
-    ranges = [r for t in topics for r in await streams.offset_ranges(settings, settings.topic(t))]
+    ranges = [
+        r
+        for t in topics
+        for r in await streams.offset_ranges(settings, catalog.topic(t).full_name(settings))
+    ]
     return sum(r.end - r.start for r in ranges)
 
 

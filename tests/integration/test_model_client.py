@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from tideline import artifacts, kafka, serde
-from tideline.models import UPDATE_SCHEMA, ModelClient
+from tideline.models import UPDATES, ModelClient
 from tideline.settings import Settings
 
 from ..examples import example
@@ -21,7 +21,7 @@ Y = np.arange(80) % 2
 
 
 def _update(ref: dict[str, Any], version: int, aliases: list[str]) -> dict[str, Any]:
-    update: dict[str, Any] = copy.deepcopy(example(UPDATE_SCHEMA.parsed))
+    update: dict[str, Any] = copy.deepcopy(example(UPDATES.schema().parsed))
     update["action"] = "promoted" if aliases else "registered"
     update["model"] |= {
         "model_name": "fraud",
@@ -37,7 +37,7 @@ async def _announce(settings: Settings, *updates: dict[str, Any]) -> None:
     await produce(
         settings,
         "models.updated",
-        [serde.encode(UPDATE_SCHEMA, u) for u in updates],
+        [serde.encode(UPDATES.schema(), u) for u in updates],
         keys=[f"fraud:{u['model']['version']}".encode() for u in updates],
     )
 

@@ -69,7 +69,7 @@ def test_many_entities_in_one_read_with_defaults_for_the_missing(store: OnlineSt
 def test_features_get_shows_online_values(store: OnlineStore, settings: Settings) -> None:
     store.write([Entry("card-7", "e-7", NOW, 7, _values(3))])
     shown = subprocess.run(
-        [sys.executable, "-m", "tideline.cli", "features", "get", "card-7", "card-none"],
+        [sys.executable, "-m", "ops.cli", "features", "get", "card-7", "card-none"],
         env=environment(settings),
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ from tideline import catalog
 
 pytestmark = pytest.mark.integration
 
-TIDELINE = [sys.executable, "-m", "tideline.cli"]
+TIDELINE = [sys.executable, "-m", "ops.cli"]
 
 
 def _processes_under(home: Path) -> list[str]:

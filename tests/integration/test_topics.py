@@ -20,23 +20,32 @@ async def test_topics_create_makes_every_catalog_topic_and_twice_is_harmless(
     settings: Settings,
 ) -> None:
     first = await kafka.create_topics(settings)
-    assert {s.name for s in first} == {settings.topic(n) for n in catalog.topics()}
+    assert {s.name for s in first} == {
+        catalog.topic(n).full_name(settings) for n in catalog.topics()
+    }
     assert all(s.created for s in first)
     second = await kafka.create_topics(settings)
     assert not any(s.created for s in second)
-    assert {settings.topic(n) for n in catalog.topics()} <= await kafka.existing_topics(settings)
+    assert {
+        catalog.topic(n).full_name(settings) for n in catalog.topics()
+    } <= await kafka.existing_topics(settings)
 
 
 async def test_topics_have_catalog_partitions_and_cleanup_policy(settings: Settings) -> None:
     await kafka.create_topics(settings)
     async with kafka.admin_session(settings) as client:
-        names = [settings.topic(n) for n in ("models.artifacts", "events")]
+        names = [catalog.topic(n).full_name(settings) for n in ("models.artifacts", "events")]
         described = {t["topic"]: t for t in await client.describe_topics(names)}
         configs = await client.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, settings.topic("models.artifacts"))]
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, catalog.topic("models.artifacts").full_name(settings)
+                )
+            ]
         )
     assert (
-        len(described[settings.topic("events")]["partitions"]) == catalog.topic("events").partitions
+        len(described[catalog.topic("events").full_name(settings)]["partitions"])
+        == catalog.topic("events").partitions
     )
     entries = {c[0]: c[1] for c in configs[0].resources[0][4]}
     assert entries["cleanup.policy"] == "compact"
@@ -52,9 +61,11 @@ async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> 
             schema = topic.schema()
             record = example(schema.parsed)
             await producer.send_and_wait(
-                settings.topic(topic.name), serde.encode(schema, record), key=topic.name.encode()
+                catalog.topic(topic.name).full_name(settings),
+                serde.encode(schema, record),
+                key=topic.name.encode(),
             )
-            sent[settings.topic(topic.name)] = record
+            sent[catalog.topic(topic.name).full_name(settings)] = record
     finally:
         await producer.stop()
 
@@ -76,7 +87,7 @@ async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> 
 
 def _delete(settings: Settings, *args: str, answer: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tideline.cli", "topics", "delete", *args],
+        [sys.executable, "-m", "ops.cli", "topics", "delete", *args],
         env=environment(settings),
         input=answer,
         capture_output=True,
@@ -91,7 +102,7 @@ def test_topics_delete_takes_a_prefix_asks_first_and_leaves_the_others(
     other = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix[:-1]}x."})
     asyncio.run(kafka.create_topics(settings))
     asyncio.run(kafka.create_topics(other))
-    mine = {settings.topic(n) for n in catalog.topics()}
+    mine = {catalog.topic(n).full_name(settings) for n in catalog.topics()}
 
     declined = _delete(settings, settings.topic_prefix, answer="n\n")
     assert declined.returncode == 1
@@ -103,7 +114,7 @@ def test_topics_delete_takes_a_prefix_asks_first_and_leaves_the_others(
     assert f"deleted {len(mine)} topics" in done.stdout
     left = asyncio.run(kafka.existing_topics(settings))
     assert not mine & left  # gone by the time the command returns
-    assert {other.topic(n) for n in catalog.topics()} <= left
+    assert {t.full_name(other) for t in catalog.topics().values()} <= left
     assert "no topic starts with" in _delete(settings, settings.topic_prefix).stdout
 
     refused = _delete(settings, "")

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from tideline import kafka, project, schemas, serde, training
+from tideline import catalog, kafka, project, schemas, serde, training
 from tideline.durations import epoch_millis
 from tideline.settings import Settings
 
@@ -74,8 +74,8 @@ async def test_features_join_labels_by_event_id_and_rebuild_exactly(settings: Se
     assert ref["rows"] == 5
     assert ref["feature_version"] == CARDS.features.version
     assert {r["topic"] for r in ref["ranges"]} == {
-        settings.topic("features"),
-        settings.topic("labels"),
+        catalog.topic("features").full_name(settings),
+        catalog.topic("labels").full_name(settings),
     }
     # the reference is a valid tideline.DatasetRef record
     dataset_ref = schemas.load("tideline.DatasetRef")

@@ -17,7 +17,7 @@ def test_design_topics_are_all_there() -> None:
         "labels.raw",
         "events",
         "labels",
-        "ingest.dlq",
+        "dead-letters",
         "features",
         "predictions",
         "training.requests",
@@ -58,7 +58,7 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:  # type: ignor
     settings = Settings()
     assert settings.kafka_host_port == ("broker", 29092)
     assert settings.redis_host_port == ("cache", 6380)
-    assert settings.topic("events") == "acme.events"
+    assert catalog.topic("events").full_name(settings) == "acme.events"
 
 
 def test_the_topics_reference_in_docs_is_the_catalogs() -> None:

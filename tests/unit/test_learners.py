@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import treelite.sklearn
-from tideline import distributions, learners, project, synthetic
+from tideline import distributions, learners, project
+
+from ops import synthetic
 
 from ..projects import EXAMPLES
 

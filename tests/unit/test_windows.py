@@ -5,10 +5,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tideline import project, schemas, serde, synthetic
+from tideline import project, schemas, serde
 from tideline.durations import epoch_millis
 from tideline.features import Aggregation, FeatureSet, Transform, Window
 from tideline.windows import Computer, EntityState, Event, LateEventError, replay, window_start
+
+from ops import synthetic
 
 from ..projects import EXAMPLES
 

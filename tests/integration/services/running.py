@@ -1,79 +1,32 @@
 """Services run as a user runs them (`tideline run NAME`, a real process) against the test's topics."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from tideline import kafka, serde, service, synthetic
+from tideline import catalog, kafka, serde
 from tideline.durations import epoch_millis
 from tideline.project import Project
 from tideline.settings import Settings
 
+from ops import launcher, synthetic
+
 from ...projects import EXAMPLES
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def environment(settings: Settings, project: Any = EXAMPLES[0]) -> dict[str, str]:
     """What a `tideline` process needs to reach this test's stack, topics and project."""
-    return {
-        **os.environ,
-        "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TIDELINE_REDIS_URL": settings.redis_url,
-        "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "TIDELINE_HOME": str(settings.home),
-        "TIDELINE_PROJECT": str(project),
-        "COLUMNS": "200",  # rich wraps at 80 without a terminal
-    }
+    return launcher.environment(settings, project)
 
 
-class Service:
+class Service(launcher.Process):
+    """A service process of the test's: its example project, a free metrics port."""
+
     def __init__(self, name: str, settings: Settings, project: Any = EXAMPLES[0]) -> None:
-        self.name = name
-        self.metrics_port = _free_port()
-        self.env = environment(settings, project) | {
-            f"TIDELINE_{name.upper()}_METRICS_PORT": str(self.metrics_port)
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tideline.cli", "run", self.name],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
-            return str(r.read().decode())
-
-    def metric(self, name: str, **labels: str) -> float:
-        return service.metric(self.metrics_port, name, **labels)
-
-    def wait_for(self, name: str, at_least: float, timeout_s: float = 90, **labels: str) -> float:
-        return service.wait_metric(self.metrics_port, name, at_least, timeout_s, self.alive, labels)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=60)
+        super().__init__(name, settings, project, port=launcher.free_port())
 
 
 async def produce(
@@ -88,7 +41,7 @@ async def produce(
     try:
         for i, value in enumerate(values):
             await producer.send(
-                settings.topic(topic),
+                catalog.topic(topic).full_name(settings),
                 value,
                 key=None if keys is None else keys[i],
                 timestamp_ms=None if timestamps_ms is None else timestamps_ms[i],
@@ -106,7 +59,9 @@ async def collect(
     complete: Callable[[list[ConsumerRecord[bytes, bytes]]], bool] | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """At least `expected` records of `topic`, and all `complete` asks for, plus any that follow."""
-    consumer = kafka.consumer(settings, settings.topic(topic), group_id=f"t-{uuid.uuid4().hex}")
+    consumer = kafka.consumer(
+        settings, catalog.topic(topic).full_name(settings), group_id=f"t-{uuid.uuid4().hex}"
+    )
     await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []
     try:

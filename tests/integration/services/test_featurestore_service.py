@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tideline import kafka, project, schemas, serde, streams, synthetic, windows
+from tideline import catalog, kafka, project, schemas, serde, streams, windows
 from tideline.durations import epoch_millis
 from tideline.online_store import OnlineStore
 from tideline.project import Project
 from tideline.settings import Settings
+
+from ops import synthetic
 
 from ...projects import EXAMPLES
 from .running import Service, collect, produce
@@ -32,7 +34,7 @@ def _encode(definition: Project, events: Sequence[dict[str, Any]]) -> dict[str, 
 async def _read_events(settings: Settings, definition: Project) -> list[windows.Event]:
     """`events` as the stream saw it: each partition in offset order."""
     decoder = serde.Decoder([definition.event_schema])
-    ranges = await streams.offset_ranges(settings, settings.topic("events"))
+    ranges = await streams.offset_ranges(settings, catalog.topic("events").full_name(settings))
     found = []
     async for message in streams.read_ranges(settings, ranges):
         record = decoder.decode(message.value)[1]
@@ -151,7 +153,7 @@ async def test_known_answers_boundaries_and_lateness(
     await produce(settings, "events", **_encode(definition, [s for s, _ in script]))
     svc = _featurestore(settings, path, running)
 
-    letters = await collect(settings, "ingest.dlq", 1)
+    letters = await collect(settings, "dead-letters", 1)
     vectors = await _vectors(settings, definition, {s["event_id"] for s, e in script if e})
     got = {k: (v["n_10m"], v["sum_1h"], v["max_30m"]) for k, v in vectors.items()}
     assert got == {s["event_id"]: expected for s, expected in script if expected}
@@ -174,9 +176,8 @@ async def test_known_answers_boundaries_and_lateness(
         {"n_10m": 0, "sum_1h": 0.0, "max_30m": None},
     )
     assert svc.wait_for("tideline_featurestore_events_total", len(script)) == len(script)
-    assert (
-        'tideline_featurestore_rejected_total{reason="LateEvent",stage="late"} 1.0' in svc.metrics()
-    )
+    labels = {"service": "featurestore", "stage": "late", "reason": "LateEvent"}
+    assert svc.metric("tideline_dead_letters_total", **labels) == 1
     assert svc.stop() == 0
 
 

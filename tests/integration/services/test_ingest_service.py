@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from tideline import kafka, project, schemas, serde
+from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
 
 from ...projects import EXAMPLES
@@ -78,7 +78,7 @@ async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
     await produce(settings, "events.raw", [*valid[:10], *invalid, *valid[10:], duplicate])
 
     events = await collect(settings, "events", len(valid))
-    dead = await collect(settings, "ingest.dlq", len(invalid))
+    dead = await collect(settings, "dead-letters", len(invalid))
 
     decoder = serde.Decoder([CARDS.event_schema])
     ids = sorted(decoder.decode(m.value)[1]["event_id"] for m in events)
@@ -90,11 +90,14 @@ async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
     for original, stage in invalid.items():
         letter, message = by_value[original]
         assert letter["stage"] == stage
-        assert letter["source_topic"] == settings.topic("events.raw")
+        assert letter["source_topic"] == catalog.topic("events.raw").full_name(settings)
         assert letter["service"] == "ingest"
         assert letter["error_message"]
         headers = dict(message.headers)
-        assert headers["__connect.errors.topic"] == settings.topic("events.raw").encode()
+        assert (
+            headers["__connect.errors.topic"]
+            == catalog.topic("events.raw").full_name(settings).encode()
+        )
         assert int(headers["__connect.errors.offset"]) == letter["source_offset"]
     assert by_value[out_of_range][0]["rule"] == "range:amount"
 
@@ -102,7 +105,7 @@ async def test_bad_input_goes_to_the_dlq_and_valid_input_to_events(
     assert service.proc.poll() is None, "the service died"
     text = service.metrics()
     assert 'tideline_ingest_duplicates_total{topic="' in text
-    assert "tideline_ingest_rejected_total" in text
+    assert service.metric("tideline_dead_letters_total", service="ingest") == len(invalid)
     assert service.stop() == 0
 
 

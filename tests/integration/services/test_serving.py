@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tideline import control, kafka, project, schemas, serde, synthetic
+from tideline import kafka, project, schemas, serde
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
 from tideline.scoring import Scorer
 from tideline.settings import Settings
+
+from ops import control, synthetic
 
 from ...projects import EXAMPLES
 from .running import WEAK, Service, collect, environment, publish_labelled, start_service
@@ -210,7 +212,7 @@ async def test_a_taken_http_port_stops_serving_with_the_address(settings: Settin
         serving = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tideline.cli",
+            "ops.cli",
             "run",
             "serving",
             env=env,

@@ -12,20 +12,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tideline import (
-    artifacts,
-    control,
-    kafka,
-    learners,
-    project,
-    schemas,
-    serde,
-    synthetic,
-    training,
-)
-from tideline.models import UPDATE_SCHEMA, ModelClient
+from tideline import artifacts, kafka, learners, project, schemas, serde, training
+from tideline.models import UPDATES, ModelClient
 from tideline.settings import Settings
 
+from ops import control, synthetic
 from services.trainer.fitting import fit
 
 from ...projects import EXAMPLES
@@ -65,7 +56,7 @@ def _states(registry: Any) -> dict[int, tuple[str, list[str]]]:
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tideline.cli", *args],
+        [sys.executable, "-m", "ops.cli", *args],
         env=environment(settings),
         capture_output=True,
         text=True,
@@ -201,7 +192,7 @@ async def test_tampered_artifacts_are_refused(settings: Settings, running: list[
     (verdict,) = [
         u
         for u in (
-            _decode(UPDATE_SCHEMA, m.value) for m in await collect(settings, "models.updated", 4)
+            _decode(UPDATES.schema(), m.value) for m in await collect(settings, "models.updated", 4)
         )
         if u["action"] == "rejected"
     ]
@@ -212,10 +203,10 @@ async def test_tampered_artifacts_are_refused(settings: Settings, running: list[
     # a chunk overwritten on the compacted topic: subscribers refuse the model
     ref = outcome.decision["model"]["artifact"]
     chunk = artifacts.chunks(data, settings)[1][0]
-    piece = _decode(artifacts.CHUNK_SCHEMA, chunk.value)
+    piece = _decode(artifacts.TOPIC.schema(), chunk.value)
     piece["data"] = bytes([piece["data"][0] ^ 1]) + piece["data"][1:]
     await produce(
-        settings, "models.artifacts", [serde.encode(artifacts.CHUNK_SCHEMA, piece)], [chunk.key]
+        settings, "models.artifacts", [serde.encode(artifacts.TOPIC.schema(), piece)], [chunk.key]
     )
     with pytest.raises(artifacts.ArtifactError, match=f"{ref['sha256']} does not match"):
         await ModelClient(settings).load(NAME)

@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from tideline import project, synthetic
+from tideline import project
 from tideline.training import TrainingSet
 
+from ops import synthetic
 from services.trainer.coalesce import Coalescer
 from services.trainer.fitting import TrainingError, fit
 from services.trainer.triggers import Schedule, Trigger

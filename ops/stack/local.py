@@ -6,9 +6,10 @@ from typing import Protocol
 
 from tideline.errors import StackError
 from tideline.settings import Settings
-from tideline.stack.kafka_broker import KafkaBroker
-from tideline.stack.process import ManagedProcess, wait_until
-from tideline.stack.redis_server import RedisServer
+
+from ops.stack.kafka_broker import KafkaBroker
+from ops.stack.process import ManagedProcess, wait_until
+from ops.stack.redis_server import RedisServer
 
 
 class Server(Protocol):

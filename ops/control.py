@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tideline import kafka, schemas, serde, streams
+from tideline import catalog, kafka, streams
 from tideline.errors import TidelineError
-from tideline.models import UPDATE_SCHEMA, ModelClient
+from tideline.models import UPDATES, ModelClient
 from tideline.registry import Record
 from tideline.settings import Settings
 
-COMMAND_SCHEMA = schemas.load("tideline.RegistryCommand")
-REQUEST_SCHEMA = schemas.load("tideline.TrainingRequest")
-STATUS_SCHEMA = schemas.load("tideline.TrainerStatus")
+COMMANDS, REQUESTS = catalog.topic("registry.commands"), catalog.topic("training.requests")
+STATUS = catalog.topic("trainer.status")
 ENDED = {"published", "failed", "joined"}  # what a run's last status says
 
 
@@ -34,40 +33,40 @@ class _Watch:
     """A topic read from where it ends now, for the answer to what we are about to send."""
 
     settings: Settings
-    topic: str
-    schema: schemas.Schema
+    topic: catalog.Bound
     start: dict[int, int]  # partition to offset
 
     @classmethod
-    async def open(cls, settings: Settings, name: str, schema: schemas.Schema) -> "_Watch":
-        topic = settings.topic(name)
-        ends = {r.partition: r.end for r in await streams.offset_ranges(settings, topic)}
-        return cls(settings, topic, schema, ends)
+    async def open(cls, settings: Settings, handle: catalog.Topic) -> "_Watch":
+        topic = handle.bind(settings)
+        ends = {r.partition: r.end for r in await streams.offset_ranges(settings, topic.name)}
+        return cls(settings, topic, ends)
 
     async def until(
         self, done: Callable[[list[Record]], bool], timeout_s: float, service: str
     ) -> list[Record]:
-        decoder, found = serde.Decoder([self.schema]), list[Record]()
+        found = list[Record]()
         try:
             async with (
                 asyncio.timeout(timeout_s),
-                aclosing(streams.follow(self.settings, self.topic, self.start)) as messages,
+                aclosing(streams.follow(self.settings, self.topic.name, self.start)) as messages,
             ):
                 async for message in messages:
-                    found.append(decoder.decode_as(self.schema, message.value))
+                    found.append(self.topic.decode(message.value))
                     if done(found):
                         return found
         except TimeoutError:
             pass
         raise NoAnswerError(
-            f"no answer on {self.topic} in {timeout_s:.0f}s: is `tideline run {service}` running?"
+            f"no answer on {self.topic.name} in {timeout_s:.0f}s: is `tideline run {service}` running?"
         )
 
 
-async def _send(settings: Settings, name: str, key: str, value: bytes) -> None:
+async def _send(settings: Settings, handle: catalog.Topic, key: str, record: Record) -> None:
+    topic = handle.bind(settings)
     producer = kafka.producer(settings)
     async with kafka.started(producer):
-        await producer.send_and_wait(settings.topic(name), value, key=key.encode())
+        await producer.send_and_wait(topic.name, topic.encode(record), key=key.encode())
 
 
 async def command(
@@ -92,8 +91,8 @@ async def command(
     }
     state = await ModelClient(settings).registry()
     expected = len(state.carry_out(order, at))  # raises if it cannot be
-    watch = await _Watch.open(settings, "models.updated", UPDATE_SCHEMA)
-    await _send(settings, "registry.commands", model_name, serde.encode(COMMAND_SCHEMA, order))
+    watch = await _Watch.open(settings, UPDATES)
+    await _send(settings, COMMANDS, model_name, order)
     prefix = f"{order['command_id']}-"
     found = await watch.until(
         lambda seen: sum(u["update_id"].startswith(prefix) for u in seen) >= expected,
@@ -128,9 +127,9 @@ async def train(
         "max_rows": max_rows,
         "params": params or {},
     }
-    statuses = await _Watch.open(settings, "trainer.status", STATUS_SCHEMA)
-    updates = await _Watch.open(settings, "models.updated", UPDATE_SCHEMA)
-    await _send(settings, "training.requests", model_name, serde.encode(REQUEST_SCHEMA, request))
+    statuses = await _Watch.open(settings, STATUS)
+    updates = await _Watch.open(settings, UPDATES)
+    await _send(settings, REQUESTS, model_name, request)
 
     def mine(records: list[Record]) -> list[Record]:
         return [r for r in records if r["trigger"]["id"] == request["request_id"]]

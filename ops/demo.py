@@ -13,15 +13,10 @@ and leaves its records behind for inspection.
 """
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,19 +26,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-
-from tideline import control, kafka, project, schemas, serde, service, streams, synthetic
+from tideline import catalog, dlq, kafka, project, streams
 from tideline.settings import Settings
-from tideline.stack import local
 
-PORTS = {
-    "ingest": 9101,
-    "featurestore": 9102,
-    "serving": 9103,
-    "trainer": 9104,
-    "monitor": 9105,
-    "registry": 9106,
-}
+import services
+from ops import control, launcher, synthetic
+from ops.stack import local
+
 HTTP_PORT = 8000
 # A demo's scale: metrics every 2 s, verdicts from 300 labels, a drift run trains on
 # the 1,000 labelled events after the detection.
@@ -53,10 +42,8 @@ SERVICE_ENV = {
     "TIDELINE_TRAINER_DRIFT_LABELS": "1000",
     "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
 }
-PREDICTION = schemas.load("tideline.Prediction")
-DRIFT = schemas.load("tideline.DriftEvent")
-STATUS = schemas.load("tideline.TrainerStatus")
-UPDATE = schemas.load("tideline.ModelUpdated")
+WATCHED = ("predictions", "monitor.drift", "trainer.status", "models.updated")
+RAW_EVENTS, RAW_LABELS = catalog.topic("events.raw"), catalog.topic("labels.raw")
 Record = dict[str, Any]
 
 
@@ -135,7 +122,7 @@ class Traffic:
                 self.event_times.append((int(at.timestamp() * 1000), phase))
                 body = {"event_id": event_id, "event_time": at.isoformat()} | payload
                 await self.producer.send(
-                    self.settings.topic("events.raw"),
+                    RAW_EVENTS.full_name(self.settings),
                     json.dumps(body).encode(),
                     key=str(payload[entity_key]).encode(),
                 )
@@ -152,7 +139,7 @@ class Traffic:
         now = time.monotonic()
         while self._due and (everything or self._due[0][0] <= now):
             _, key, value = self._due.popleft()
-            await self.producer.send(self.settings.topic("labels.raw"), value, key=key)
+            await self.producer.send(RAW_LABELS.full_name(self.settings), value, key=key)
 
     async def flush_labels(self) -> None:
         if self._due:
@@ -164,7 +151,7 @@ class Traffic:
         """Records ingest must refuse, each to the dead-letter topic with its reason."""
         records = [b"\x00\xffnot json", json.dumps({"event_id": "no-fields"}).encode()]
         for value in records:
-            await self.producer.send(self.settings.topic("events.raw"), value)
+            await self.producer.send(RAW_EVENTS.full_name(self.settings), value)
         return len(records)
 
 
@@ -176,7 +163,7 @@ class Observer:
         self.served: list[tuple[str, int, bool]] = []  # event id, version, predicted positive
         self.statuses: list[Record] = []
         self.updates: list[Record] = []
-        self.decoder = serde.Decoder([PREDICTION, DRIFT, STATUS, UPDATE])
+        self.topics = {name: catalog.topic(name).bind(settings) for name in WATCHED}
 
     def note(self, what: str) -> None:
         since = time.time() - self.report.onset if self.report.onset else None
@@ -185,9 +172,10 @@ class Observer:
         self.console.print(f"[dim]{stamp}[/dim] {what}")
 
     async def follow(self, topic: str) -> None:
-        async with aclosing(streams.follow(self.settings, self.settings.topic(topic))) as found:
+        bound = self.topics[topic]
+        async with aclosing(streams.follow(self.settings, bound.name)) as found:
             async for message in found:
-                self.seen(self.decoder.decode(message.value)[1], topic)
+                self.seen(bound.decode(message.value), topic)
 
     def seen(self, record: Record, topic: str) -> None:
         if topic == "predictions":
@@ -263,7 +251,7 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
 
 
 async def _wait_metric(port: int, sample: str, total: float, **labels: str) -> None:
-    await asyncio.to_thread(service.wait_metric, port, sample, total, labels=labels)
+    await asyncio.to_thread(launcher.wait_metric, port, sample, total, labels=labels)
 
 
 async def loop(
@@ -278,8 +266,7 @@ async def loop(
     report = Report(drift=plan.drift, topic_prefix=settings.topic_prefix)
     traffic = Traffic(settings, definition, plan, source or generated(definition, plan))
     observer = Observer(settings, console, report)
-    topics = ("predictions", "monitor.drift", "trainer.status", "models.updated")
-    watching = [asyncio.create_task(observer.follow(t)) for t in topics]
+    watching = [asyncio.create_task(observer.follow(t)) for t in WATCHED]
     try:
         async with kafka.started(traffic.producer):
             with Progress(console=console, transient=True) as progress:
@@ -297,9 +284,11 @@ async def loop(
                     "tideline_featurestore_events_total",
                     plan.bootstrap,
                 )
-                await _wait_metric(ports["ingest"], "tideline_ingest_rejected_total", broken)
+                await _wait_metric(
+                    ports["ingest"], "tideline_dead_letters_total", broken, service="ingest"
+                )
                 observer.note(
-                    f"ingest refused {broken} broken records: see {settings.topic('ingest.dlq')}"
+                    f"ingest refused {broken} broken records: see {dlq.TOPIC.full_name(settings)}"
                 )
                 observer.note(f"{plan.bootstrap} labelled events in: asking for a first model")
                 outcome = await control.train(settings, definition.name, "demo", "bootstrap")
@@ -328,45 +317,6 @@ async def loop(
         await asyncio.gather(*watching, return_exceptions=True)
     _conclude(traffic, observer, first, plan)
     return report
-
-
-@contextlib.contextmanager
-def services(
-    settings: Settings, definition: Path, ports: dict[str, int], http_port: int
-) -> Iterator[dict[str, "subprocess.Popen[bytes]"]]:
-    """All six services, on `settings`' stack and topics; SIGTERM to each on the way out."""
-    logs = settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = (
-        os.environ
-        | SERVICE_ENV
-        | {
-            "TIDELINE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "TIDELINE_REDIS_URL": settings.redis_url,
-            "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-            "TIDELINE_HOME": str(settings.home),
-            "TIDELINE_PROJECT": str(definition),
-            "TIDELINE_SERVING_HTTP_PORT": str(http_port),
-        }
-    )
-    env |= {f"TIDELINE_{name.upper()}_METRICS_PORT": str(port) for name, port in ports.items()}
-    started = {}
-    try:
-        for name in ports:
-            with (logs / f"{name}.log").open("ab") as log:
-                started[name] = subprocess.Popen(
-                    [sys.executable, "-m", "tideline.cli", "run", name],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-        yield started
-    finally:
-        for proc in started.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in started.values():
-            proc.wait(timeout=60)
 
 
 def show(report: Report, console: Console) -> None:
@@ -403,8 +353,6 @@ def run(
     with_stack: bool,
     console: Console,
     report_path: Path | None = None,
-    ports: dict[str, int] = PORTS,
-    http_port: int = HTTP_PORT,
     source: Source | None = None,
 ) -> Report:
     definition = project.load(definition_path)
@@ -418,7 +366,10 @@ def run(
     try:
         asyncio.run(kafka.create_topics(settings))
         console.print(f"topics: {settings.topic_prefix}*; six services starting")
-        with services(settings, definition_path, ports, http_port):
+        env = SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": str(HTTP_PORT)}
+        logs = settings.home / "logs"
+        with launcher.running(services.NAMES, settings, definition_path, env, logs) as running:
+            ports = {name: process.metrics_port for name, process in running.items()}
             report = asyncio.run(loop(settings, definition, plan, ports, console, source))
         show(report, console)
         if report_path is not None:

@@ -2,7 +2,6 @@
 
 import asyncio
 import getpass
-import importlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -12,17 +11,17 @@ from aiokafka.errors import KafkaError
 from redis import RedisError
 from rich.console import Console
 from rich.table import Table
-
-from tideline import catalog, control, demo, project, tail
+from tideline import catalog, project, service
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
 from tideline.online_store import OnlineStore
 from tideline.registry import Record, TransitionError
 from tideline.settings import Settings
-from tideline.stack import local
 
-SERVICES = ("ingest", "featurestore", "serving", "monitor", "trainer", "registry")
+import services
+from ops import control, demo, tail
+from ops.stack import local
 
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
 stack_app = typer.Typer(no_args_is_help=True, help="A real local Kafka broker and Redis server.")
@@ -83,8 +82,8 @@ def stack_status() -> None:
         raise typer.Exit(code=1)
     present = asyncio.run(existing_topics(settings))
     topics = Table("topic", "present")
-    for name in catalog.topics():
-        full = settings.topic(name)
+    for entry in catalog.topics().values():
+        full = entry.full_name(settings)
         topics.add_row(full, "[green]yes[/green]" if full in present else "[yellow]no[/yellow]")
     console.print(topics)
     if not all(s.healthy for s in states):
@@ -142,7 +141,7 @@ def topics_list() -> None:
     table = Table("topic", "key", "value schema", "partitions", "cleanup", "retention ms")
     for t in catalog.topics().values():
         table.add_row(
-            settings.topic(t.name),
+            t.full_name(settings),
             t.key,
             t.value,
             str(t.partitions),
@@ -330,20 +329,15 @@ def demo_command(
 
 
 @app.command("run")
-def run(service: Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]) -> None:
+def run(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(services.NAMES)}")]) -> None:
     """Run one service in the foreground."""
-    if service not in SERVICES:
+    if name not in services.NAMES:
         console.print(
-            f"[red]error:[/red] unknown service {service!r}; one of {', '.join(SERVICES)}"
+            f"[red]error:[/red] unknown service {name!r}; one of {', '.join(services.NAMES)}"
         )
         raise typer.Exit(code=2)
     try:
-        module = importlib.import_module(f"services.{service}.main")
-    except ModuleNotFoundError:
-        console.print(f"[red]error:[/red] the {service} service has no entry point yet")
-        raise typer.Exit(code=1) from None
-    try:
-        module.main()
+        service.run(services.declared(name))
     except TidelineError as exc:
         raise _fail(exc) from exc
 

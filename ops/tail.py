@@ -14,15 +14,12 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from rich.console import Console
-
-from tideline import schemas, serde, streams
+from tideline import catalog, streams
 from tideline.settings import Settings
 
 TOPICS = {
-    "monitor.metrics": schemas.load("tideline.MonitorMetrics"),
-    "monitor.drift": schemas.load("tideline.DriftEvent"),
-    "trainer.status": schemas.load("tideline.TrainerStatus"),
-    "models.updated": schemas.load("tideline.ModelUpdated"),
+    name: catalog.topic(name)
+    for name in ("monitor.metrics", "monitor.drift", "trainer.status", "models.updated")
 }
 Record = dict[str, Any]
 
@@ -87,7 +84,7 @@ async def _merged(
     queue: asyncio.Queue[tuple[str, ConsumerRecord[bytes, bytes]]] = asyncio.Queue()
 
     async def pump(name: str) -> None:
-        topic = settings.topic(name)
+        topic = TOPICS[name].full_name(settings)
         start = None
         if not from_beginning:
             start = {r.partition: r.end for r in await streams.offset_ranges(settings, topic)}
@@ -116,11 +113,11 @@ async def tail(
     settings: Settings, console: Console, from_beginning: bool, limit: int | None
 ) -> None:
     """Print each record of the monitor topics (and the loop's others) as it comes."""
-    decoder = serde.Decoder(TOPICS.values())
+    bound = {name: topic.bind(settings) for name, topic in TOPICS.items()}
     shown = 0
     async with aclosing(_merged(settings, from_beginning)) as records:
         async for name, message in records:
-            console.print(render(name, decoder.decode_as(TOPICS[name], message.value)))
+            console.print(render(name, bound[name].decode(message.value)))
             shown += 1
             if limit is not None and shown >= limit:
                 return

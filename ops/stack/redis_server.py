@@ -3,10 +3,10 @@
 import shutil
 
 import redis
-
 from tideline.errors import StackError
 from tideline.settings import Settings
-from tideline.stack.process import ManagedProcess, port_open, wait_until
+
+from ops.stack.process import ManagedProcess, port_open, wait_until
 
 
 class RedisServer:

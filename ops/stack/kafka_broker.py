@@ -12,11 +12,11 @@ import uuid
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-
 from tideline.errors import StackError
 from tideline.settings import Settings
-from tideline.stack import maven
-from tideline.stack.process import ManagedProcess, port_open, wait_until
+
+from ops.stack import maven
+from ops.stack.process import ManagedProcess, port_open, wait_until
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4.x logs through slf4j 1.7 and ships no backend

@@ -1,0 +1,133 @@
+"""The Kafka side of the monitor: features, predictions and labels in; monitor.metrics every
+interval and monitor.drift when drift is confirmed.
+
+Its windows and detectors live in memory and refill after a restart (each needs
+`min_samples` before it judges); offsets are committed as of the last published
+interval, once its records are acknowledged.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+
+from tideline import catalog, dlq, service, streams
+from tideline.durations import epoch_millis
+from tideline.errors import DecodeError
+from tideline.models import ModelClient
+from tideline.registry import Registry
+
+from services.monitor import metrics
+from services.monitor.monitor import Monitor, Record
+from services.monitor.settings import MonitorSettings
+
+log = logging.getLogger(__name__)
+
+FEATURES, PREDICTIONS = catalog.topic("features"), catalog.topic("predictions")
+LABELS = catalog.topic("labels")
+METRICS, DRIFT = catalog.topic("monitor.metrics"), catalog.topic("monitor.drift")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Watch:
+    """Feeds each consumed record to the monitor, by topic; publishes what it finds."""
+
+    def __init__(self, context: service.Context[MonitorSettings], monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.interval_s = context.own.interval.total_seconds()
+        self.next_tick = time.monotonic() + self.interval_s
+        self.topics = {t.name: t for t in map(context.topic, (FEATURES, PREDICTIONS, LABELS))}
+        self.features, self.predictions = (
+            context.topic(FEATURES).name,
+            context.topic(PREDICTIONS).name,
+        )
+        self.metrics, self.drift = context.topic(METRICS), context.topic(DRIFT)
+        self.published: streams.Offsets = {}  # handled as of the last published interval
+        self.ticked = False
+
+    async def handle(self, messages: streams.Messages) -> streams.Outcome:
+        outcome, now = streams.Outcome(), time.monotonic()
+        for message in messages:
+            metrics.RECORDS.labels(message.topic).inc()
+            try:
+                self.read(message, now)
+            except DecodeError as exc:
+                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
+                outcome.rejected.append((dlq.Source.of(message), rejection))
+        outcome.produce += self._drained()
+        return outcome
+
+    def read(self, message: streams.Message, now: float) -> None:
+        record = self.topics[message.topic].decode(message.value)
+        if message.topic == self.features:
+            self.monitor.vector(record, epoch_millis(record["event_time"]))
+        elif message.topic == self.predictions:
+            record["event_time"] = epoch_millis(record["event_time"])
+            self.monitor.prediction(record, now)
+        else:
+            record["label_time"] = epoch_millis(record["label_time"])
+            self.monitor.label(record, now)
+
+    async def tick(self) -> streams.Outcome:
+        now = time.monotonic()
+        if now < self.next_tick:
+            return streams.Outcome()
+        self.next_tick, self.ticked = now + self.interval_s, True
+        found = _observed(self.monitor.tick(now, _now_ms()))
+        # the tick's drift events after its metrics
+        return streams.Outcome([self._produce(self.metrics, r) for r in found] + self._drained())
+
+    def committable(self, handled: streams.Offsets) -> streams.Offsets:
+        if self.ticked:
+            self.published, self.ticked = handled, False
+        return self.published
+
+    def _drained(self) -> list[streams.Produce]:
+        out = []
+        for event in self.monitor.drain(_now_ms()):
+            metrics.DRIFT_EVENTS.labels(event["kind"]).inc()
+            log.warning("drift: %s", {k: v for k, v in event.items() if k != "details"})
+            out.append(self._produce(self.drift, event))
+        return out
+
+    @staticmethod
+    def _produce(topic: catalog.Bound, record: Record) -> streams.Produce:
+        return streams.Produce(topic.name, str(record["model_name"]).encode(), topic.encode(record))
+
+
+def _observed(records: list[Record]) -> list[Record]:
+    """The records, after putting their figures on the Prometheus gauges too."""
+    for record in records:
+        for metric, value in record["performance"].items():
+            metrics.PERFORMANCE.labels(str(record["model_version"]), metric).set(value)
+        for feature in record["features"]:
+            if feature["psi"] is not None:
+                metrics.PSI.labels(feature["feature"]).set(feature["psi"])
+    return records
+
+
+@asynccontextmanager
+async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[service.Job]:
+    own = context.own
+    name = own.model_name or context.project.name
+    monitor = Monitor(context.project, name, own, _now_ms())
+
+    def watch(state: Registry) -> None:
+        monitor.set_versions([v for v in state.listing() if v["model_name"] == name])
+        if monitor.champion is not None:
+            metrics.CHAMPION.set(monitor.champion.number)
+
+    async with aclosing(ModelClient(context.settings).states()) as states:
+        watch(await anext(states))  # the champion as of now, before any prediction is read
+
+        async def follow() -> None:
+            async for state in states:
+                watch(state)
+
+        context.background(follow())
+        log.info("monitoring %s, every %s", name, own.interval)
+        watching = Watch(context, monitor)
+        yield service.Job(watching.handle, watching.tick, watching.committable, max_records=5000)

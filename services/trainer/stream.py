@@ -1,0 +1,134 @@
+"""The Kafka side of the trainer: drift events, training requests and a schedule in; one run
+at a time in the background; trigger offsets committed once their run has ended."""
+
+import asyncio
+import logging
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import tideline
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tideline import catalog, dlq, kafka, learners, service, streams
+from tideline.errors import DecodeError
+
+from services.trainer import metrics
+from services.trainer.coalesce import Coalescer
+from services.trainer.runs import Trainer
+from services.trainer.settings import TrainerSettings
+from services.trainer.triggers import DRIFT, REQUESTS, Decoder, Schedule, Trigger
+
+log = logging.getLogger(__name__)
+
+LABELS = catalog.topic("labels")
+
+
+def code_version() -> str:
+    """The package version, and the git commit when running from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    return f"tideline {tideline.__version__}" + (f" ({commit})" if commit else "")
+
+
+class Labels:
+    """Labels written so far (the sum of `labels`' end offsets): what a label-count
+    schedule counts. Nothing is read when the schedule does not count labels."""
+
+    def __init__(self, watcher: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        self.watcher, self.partitions = watcher, partitions
+
+    async def seen(self) -> int:
+        if not self.partitions:
+            return 0
+        return sum((await self.watcher.end_offsets(self.partitions)).values())
+
+
+class Triggers:
+    def __init__(
+        self,
+        decoder: Decoder,
+        trainer: Trainer,
+        schedule: Schedule,
+        labels: Labels,
+        cooldown_s: float,
+    ) -> None:
+        self.decoder, self.trainer, self.schedule, self.labels = decoder, trainer, schedule, labels
+        self.coalescer = Coalescer(cooldown_s)
+        self.starts: asyncio.Queue[Trigger] = asyncio.Queue()
+
+    async def work(self) -> None:
+        """The runs, one at a time, each followed by any run queued meanwhile."""
+        while True:
+            trigger: Trigger | None = await self.starts.get()
+            while trigger is not None:
+                metrics.RUNNING.set(1)
+                await self.trainer.run(trigger)
+                metrics.RUNNING.set(0)
+                trigger = self.coalescer.finish(time.monotonic())
+
+    async def handle(self, messages: streams.Messages) -> streams.Outcome:
+        outcome = streams.Outcome()
+        for message in messages:
+            try:
+                trigger = self.decoder.decode(message)
+            except DecodeError as exc:
+                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
+                outcome.rejected.append((dlq.Source.of(message), rejection))
+                trigger = None
+            if trigger is None:
+                self.coalescer.seen((message.topic, message.partition, message.offset))
+                metrics.TRIGGERS.labels("other", "ignored").inc()
+                continue
+            await self.offer(trigger)
+        return outcome
+
+    async def tick(self) -> streams.Outcome:
+        due = self.schedule.due(datetime.now(UTC), await self.labels.seen())
+        if due is not None:
+            await self.offer(due)
+        return streams.Outcome()
+
+    def committable(self, handled: streams.Offsets) -> streams.Offsets:
+        """Below every trigger whose run has not ended: a crash redoes it."""
+        return {TopicPartition(t, p): o for (t, p), o in self.coalescer.commit_offsets().items()}
+
+    async def offer(self, trigger: Trigger) -> None:
+        coalescer = self.coalescer
+        outcome = coalescer.offer(trigger, time.monotonic())
+        metrics.TRIGGERS.labels(trigger.kind, outcome).inc()
+        if outcome == "start":
+            self.starts.put_nowait(trigger)
+        else:
+            running = coalescer.running.trigger.id if coalescer.running else "the last run"
+            await self.trainer.status(trigger, outcome, f"{outcome}: one run at a time ({running})")
+
+
+@asynccontextmanager
+async def job(context: service.Context[TrainerSettings]) -> AsyncIterator[service.Job]:
+    settings, own, definition = context.settings, context.own, context.project
+    learners.parameters(own.family, own.params)  # an unknown family fails now, not at a run
+    name = own.model_name or definition.name
+    labels = context.topic(LABELS).name
+    watcher = kafka.consumer(settings, group_id=None)  # end offsets of `labels`, for the schedule
+    async with kafka.started(watcher):
+        partitions = (
+            [TopicPartition(labels, p) for p in await kafka.partitions(settings, labels)]
+            if own.schedule_labels is not None
+            else []
+        )
+        counted = Labels(watcher, partitions)
+        schedule = Schedule(
+            own.schedule_every, own.schedule_labels, datetime.now(UTC), await counted.seen()
+        )
+        trainer = Trainer(settings, own, definition, name, context.producer, code_version())
+        decoder = Decoder(name, context.topic(REQUESTS), context.topic(DRIFT))
+        triggers = Triggers(decoder, trainer, schedule, counted, own.cooldown.total_seconds())
+        context.background(triggers.work())
+        log.info("training %s (%s) on %s", name, own.family, definition.features.version)
+        yield service.Job(triggers.handle, triggers.tick, triggers.committable)
