@@ -77,10 +77,10 @@ def per_record_rate(score: Callable[[list[Any]], list[float]], vectors: list[Any
     return len(vectors) / (time.perf_counter() - started)
 
 
-def sklearn_trees(scorer: Scorer) -> learners.RowScorer:
+def sklearn_trees(scorer: Scorer) -> learners.PipelineRows:
     """The same rows scorer with scikit-learn scoring the trees, as for a model treelite
     cannot read: the peer of the one-row path."""
-    fallback = learners.RowScorer(scorer.loaded.model, scorer.task, learners.Columns.of(CARDS))
+    fallback = learners.PipelineRows(scorer.loaded.model, scorer.task, learners.Columns.of(CARDS))
     fallback.trees = None
     return fallback
 

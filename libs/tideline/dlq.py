@@ -33,6 +33,11 @@ class RejectionError(Exception):
     def __str__(self) -> str:
         return f"{self.stage}: {self.message}"
 
+    @classmethod
+    def undecodable(cls, exc: DecodeError) -> "RejectionError":
+        """The rejection of a record that is not one of its topic's."""
+        return cls("decode", exc.reason, str(exc))
+
 
 @dataclass(frozen=True)
 class Source:
@@ -70,7 +75,7 @@ def decoded(
         try:
             record = topic.decode(source.value)
         except DecodeError as exc:
-            rejected.append((source, RejectionError("decode", exc.reason, str(exc))))
+            rejected.append((source, RejectionError.undecodable(exc)))
             continue
         yield source, record
 

@@ -7,15 +7,105 @@ feature vector, and a model trained on one version is refused on another.
 
 import hashlib
 import json
-from collections.abc import Mapping
-from datetime import timedelta
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from tideline.durations import Duration
 
 NUMERIC = {"int", "long", "float", "double"}
+
+# One held event in a window: (event time ms, offset, value of each field aggregations read).
+Row = tuple[Any, ...]
+TIME, OFFSET = 0, 1
+
+
+@dataclass(frozen=True)
+class TransformKind:
+    """How a feature of the event itself is typed and computed."""
+
+    output: str | None  # the value's Avro type; None: the field's own type
+    compute: Callable[[int, Any], Any]  # (event time ms, the field's value) -> the feature
+    reads_field: bool = True  # False: it reads the event time alone
+    numeric: bool = False  # its field must be a number
+
+
+@dataclass(frozen=True)
+class AggregationKind:
+    """How a windowed aggregate is typed and computed."""
+
+    output: str | None  # the value's Avro type; None: the field's own type
+    # the value over the window's rows (arrival order), given the column of its field
+    reduce: Callable[[Sequence[Row], int], Any]
+    reads_field: bool = True  # False: it counts rows (count)
+    numeric: bool = False  # its field must be a number
+
+    def empty(self) -> Any:
+        """Its value over no rows: what an entity without events reads."""
+        return self.reduce((), 0)
+
+
+def _present(rows: Sequence[Row], column: int) -> list[Any]:
+    return [row[column] for row in rows if row[column] is not None]
+
+
+def _mean(rows: Sequence[Row], column: int) -> float | None:
+    values = _present(rows, column)
+    return float(sum(values)) / len(values) if values else None
+
+
+def _extreme(pick: Callable[[list[Any]], Any]) -> Callable[[Sequence[Row], int], Any]:
+    def reduce(rows: Sequence[Row], column: int) -> float | None:
+        values = _present(rows, column)
+        return float(pick(values)) if values else None
+
+    return reduce
+
+
+def _last(rows: Sequence[Row], column: int) -> Any:
+    # the newest event time wins; among equal times, the later arrival
+    present = [row for row in rows if row[column] is not None]
+    return max(present, key=lambda row: (row[TIME], row[OFFSET]))[column] if present else None
+
+
+def _log1p(t: int, value: Any) -> float | None:
+    # log1p is undefined at and below -1: such a value has no feature, not an error
+    return None if value is None or value <= -1 else math.log1p(value)
+
+
+def _moment(t: int) -> datetime:
+    return datetime.fromtimestamp(t / 1000, UTC)
+
+
+# Every kind of feature, by the name a project declares. A new kind is one entry here;
+# the stream job, training sets, the online store's defaults and the schemas follow.
+TRANSFORMS: dict[str, TransformKind] = {
+    "identity": TransformKind(None, lambda t, value: value),
+    "log1p": TransformKind("double", _log1p, numeric=True),
+    "hour_of_day": TransformKind("int", lambda t, _: _moment(t).hour, reads_field=False),
+    "day_of_week": TransformKind("int", lambda t, _: _moment(t).weekday(), reads_field=False),
+}
+AGGREGATIONS: dict[str, AggregationKind] = {
+    "count": AggregationKind("long", lambda rows, _: len(rows), reads_field=False),
+    "sum": AggregationKind(
+        "double", lambda rows, column: float(sum(_present(rows, column))), numeric=True
+    ),
+    "mean": AggregationKind("double", _mean, numeric=True),
+    "min": AggregationKind("double", _extreme(min), numeric=True),
+    "max": AggregationKind("double", _extreme(max), numeric=True),
+    "last": AggregationKind(None, _last),
+    "distinct": AggregationKind("long", lambda rows, column: len(set(_present(rows, column)))),
+}
+
+
+def _known(kind: str, kinds: Mapping[str, object], what: str) -> str:
+    if kind not in kinds:
+        raise ValueError(f"unknown {what} {kind!r}; one of {', '.join(kinds)}")
+    return kind
 
 
 class _Declared(BaseModel):
@@ -26,15 +116,20 @@ class Transform(_Declared):
     """A feature of the event itself: log1p(amount), the hour of its event time..."""
 
     name: str
-    kind: Literal["identity", "log1p", "hour_of_day", "day_of_week"]
+    kind: str  # a key of TRANSFORMS
     field: str | None = None  # hour_of_day and day_of_week read the event time
 
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        return _known(kind, TRANSFORMS, "transform")
+
+    @property
+    def spec(self) -> TransformKind:
+        return TRANSFORMS[self.kind]
+
     def avro_type(self, event_fields: Mapping[str, str]) -> str:
-        if self.kind in ("hour_of_day", "day_of_week"):
-            return "int"
-        if self.kind == "log1p":
-            return "double"
-        return event_fields[self.field or ""]
+        return self.spec.output or event_fields[self.field or ""]
 
 
 class Window(_Declared):
@@ -60,16 +155,21 @@ class Aggregation(_Declared):
     """A windowed aggregate of one field per entity, e.g. the mean amount over 1 hour."""
 
     name: str
-    kind: Literal["count", "sum", "mean", "min", "max", "last", "distinct"]
+    kind: str  # a key of AGGREGATIONS
     field: str | None = None  # count needs none
     window: Window
 
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: str) -> str:
+        return _known(kind, AGGREGATIONS, "aggregation")
+
+    @property
+    def spec(self) -> AggregationKind:
+        return AGGREGATIONS[self.kind]
+
     def avro_type(self, event_fields: Mapping[str, str]) -> str:
-        if self.kind in ("count", "distinct"):
-            return "long"
-        if self.kind == "last":
-            return event_fields[self.field or ""]
-        return "double"
+        return self.spec.output or event_fields[self.field or ""]
 
 
 class FeatureSet(_Declared):
@@ -103,11 +203,8 @@ class FeatureSet(_Declared):
         if len(set(self.names)) != len(self.names):
             raise ValueError("feature names must be unique")
         for feature in self.all:
-            needs_field = not (
-                isinstance(feature, Transform) and feature.kind in ("hour_of_day", "day_of_week")
-            ) and not (isinstance(feature, Aggregation) and feature.kind == "count")
-            if needs_field and feature.field not in event_fields:
+            spec = feature.spec
+            if spec.reads_field and feature.field not in event_fields:
                 raise ValueError(f"feature {feature.name}: no event field {feature.field!r}")
-            numeric_only = feature.kind in ("log1p", "sum", "mean", "min", "max")
-            if numeric_only and event_fields[feature.field or ""] not in NUMERIC:
+            if spec.numeric and event_fields[feature.field or ""] not in NUMERIC:
                 raise ValueError(f"feature {feature.name}: {feature.kind} needs a numeric field")

@@ -4,19 +4,22 @@ Every family turns the same feature rows into a model made only of library types
 (scikit-learn, river), so the artifact loads anywhere without Tideline's code, and
 scores the same way for the trainer, the registry's gate and serving.
 
-Families (classification / regression):
+Families (classification / regression), each one entry of FAMILIES:
 - `gradient_boosting`: scikit-learn HistGradientBoostingClassifier / Regressor
 - `linear`: scikit-learn LogisticRegression / Ridge
 - `river_linear`: river LogisticRegression / LinearRegression behind a StandardScaler,
   learnt one row at a time, so it can keep learning between retrains
+
+A family belongs to a `Library`, one entry of LIBRARIES, which says how its models are
+fitted and scored; a family from a third library is one Library and one Family.
 """
 
 import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,7 @@ import yaml
 from river import base as river_base
 from river import linear_model as river_linear
 from river import preprocessing as river_preprocessing
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -83,7 +87,10 @@ def _params(raw: Mapping[str, str]) -> dict[str, Any]:
     return {name: yaml.safe_load(value) for name, value in raw.items()}
 
 
-def _sklearn(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
+def pipeline(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
+    """A scikit-learn family's `make`: missing numbers imputed and scaled, categories one-hot,
+    then `estimator` with the run's parameters."""
+
     def make(columns: Columns, params: dict[str, Any]) -> Pipeline:
         prepare = ColumnTransformer(
             [
@@ -107,40 +114,6 @@ def _river(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]],
     return make
 
 
-FAMILIES: dict[str, dict[Task, Callable[[Columns, dict[str, Any]], Any]]] = {
-    "gradient_boosting": {
-        "classification": _sklearn(HistGradientBoostingClassifier),
-        "regression": _sklearn(HistGradientBoostingRegressor),
-    },
-    "linear": {
-        "classification": _sklearn(LogisticRegression),
-        "regression": _sklearn(Ridge),
-    },
-    "river_linear": {
-        "classification": _river(river_linear.LogisticRegression),
-        "regression": _river(river_linear.LinearRegression),
-    },
-}
-# Fixed seeds, so that retraining on the same rows gives the same model.
-DEFAULTS: dict[str, dict[str, str]] = {"gradient_boosting": {"random_state": "0"}}
-
-
-def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:
-    """The parameters a model of `family` is made with: its defaults, overridden by `params`."""
-    if family not in FAMILIES:
-        raise LearnerError(f"unknown model family {family!r}; one of {sorted(FAMILIES)}")
-    return {**DEFAULTS.get(family, {}), **params}
-
-
-def make(family: str, task: Task, columns: Columns, params: Mapping[str, str]) -> Any:
-    """An untrained model of `family` for `task`."""
-    chosen = parameters(family, params)
-    try:
-        return FAMILIES[family][task](columns, _params(chosen))
-    except (TypeError, ValueError, yaml.YAMLError) as exc:
-        raise LearnerError(f"{family} does not take parameters {dict(params)}: {exc}") from exc
-
-
 def _river_row(row: Mapping[Any, Any]) -> dict[str, Any]:
     # river reads dicts: a missing value is a missing key, a category is a one-hot key
     out: dict[str, Any] = {}
@@ -154,28 +127,10 @@ def _river_row(row: Mapping[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def _is_river(model: Any) -> bool:
-    # a bool, not a narrowing: river's base classes do not declare learn_one and the like
-    return isinstance(model, river_base.Estimator)
-
-
 def _target(task: Task, labels: Sequence[Any]) -> np.ndarray[Any, Any]:
     if task == "classification":
         return np.asarray(labels, dtype=bool)
     return np.asarray(labels, dtype=float)
-
-
-def fit(model: Any, task: Task, x: pd.DataFrame, labels: Sequence[Any]) -> Any:
-    """Train `model` on `x` (from Columns.frame) and the labels, in row order."""
-    y = _target(task, labels)
-    if _is_river(model):
-        for row, target in zip(x.to_dict("records"), y.tolist(), strict=True):
-            model.learn_one(_river_row(row), target)
-        return model
-    try:
-        return model.fit(x, y)
-    except ValueError as exc:
-        raise LearnerError(f"training failed: {exc}") from exc
 
 
 def _number(value: Any) -> float:
@@ -210,7 +165,35 @@ def _trees(estimator: Any) -> treelite.Model | None:
         return None
 
 
-class RowScorer:
+class Rows(Protocol):
+    """Scores feature rows (mappings by feature name) as `scores` scores their frame."""
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]: ...
+
+
+def _columns(
+    columns: "Columns", rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[list[float]], list[list[str | None]]]:
+    # as Columns.frame does, without pandas
+    numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
+    text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
+    return numeric, text
+
+
+class RiverRows:
+    def __init__(self, model: Any, task: Task, columns: Columns) -> None:
+        self.model, self.task, self.columns = model, task, columns
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        numeric, text = _columns(self.columns, rows)
+        named = [
+            dict(zip(self.columns.names, [*a, *b], strict=True))
+            for a, b in zip(numeric, text, strict=True)
+        ]
+        return _river_scores(self.model, self.task, named)
+
+
+class PipelineRows:
     """`scores` of `columns.frame(rows)`, without pandas: for serving.
 
     A DataFrame and the column transformer's pandas indexing cost about 4 ms a call,
@@ -222,27 +205,17 @@ class RowScorer:
 
     def __init__(self, model: Any, task: Task, columns: Columns) -> None:
         self.model, self.task, self.columns = model, task, columns
-        self.river = _is_river(model)
         # resolved once: named_steps and named_transformers_ make a new Bunch each access
-        self.estimator: Any = None if self.river else model.named_steps["model"]
-        parts = {} if self.river else model.named_steps["prepare"].named_transformers_
+        self.estimator: Any = model.named_steps["model"]
+        parts = model.named_steps["prepare"].named_transformers_
         self.numeric_steps = [s for _, s in parts["numeric"].steps] if "numeric" in parts else []
         self.encoder: Any = parts.get("categorical")
-        self.trees = None if self.river else _trees(self.estimator)
+        self.trees = _trees(self.estimator)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         if not rows:
             return []
-        columns = self.columns
-        numeric = [[_number(r.get(n)) for n in columns.numeric] for r in rows]
-        text = [[_text(r.get(n)) for n in columns.categorical] for r in rows]
-        if self.river:
-            named = [
-                dict(zip(columns.names, [*a, *b], strict=True))
-                for a, b in zip(numeric, text, strict=True)
-            ]
-            return _river_scores(self.model, self.task, named)
-        x = self._prepared(numeric, text)
+        x = self._prepared(*_columns(self.columns, rows))
         if self.trees is not None:
             # one native thread, as everywhere in a service (tideline.service)
             return [float(s) for s in treelite.gtil.predict(self.trees, x, nthread=1).ravel()]
@@ -269,10 +242,123 @@ class RowScorer:
         return np.hstack(parts)
 
 
-def scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
-    """One score a row: the positive class's probability, or the predicted value."""
-    if _is_river(model):
-        return _river_scores(model, task, x.to_dict("records"))
+def _river_fit(model: Any, task: Task, x: pd.DataFrame, y: np.ndarray[Any, Any]) -> Any:
+    for row, target in zip(x.to_dict("records"), y.tolist(), strict=True):
+        model.learn_one(_river_row(row), target)
+    return model
+
+
+def _river_frame_scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
+    return _river_scores(model, task, x.to_dict("records"))
+
+
+def _sklearn_fit(model: Any, task: Task, x: pd.DataFrame, y: np.ndarray[Any, Any]) -> Any:
+    return model.fit(x, y)
+
+
+def _sklearn_scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
     if task == "classification":
         return [float(s) for s in model.predict_proba(x)[:, 1]]
     return [float(s) for s in model.predict(x)]
+
+
+@dataclass(frozen=True)
+class Library:
+    """How the models of one library are recognised, fitted and scored."""
+
+    name: str
+    owns: Callable[[Any], bool]  # is this loaded model one of ours?
+    fit: Callable[[Any, Task, pd.DataFrame, np.ndarray[Any, Any]], Any]
+    scores: Callable[[Any, Task, pd.DataFrame], list[float]]  # a score a row of the frame
+    rows: Callable[[Any, Task, Columns], Rows]  # the same scores of plain rows, for serving
+
+
+RIVER = Library(
+    "river",
+    lambda model: isinstance(model, river_base.Estimator),
+    _river_fit,
+    _river_frame_scores,
+    RiverRows,
+)
+SKLEARN = Library(
+    "scikit-learn",
+    lambda model: isinstance(model, BaseEstimator),
+    _sklearn_fit,
+    _sklearn_scores,
+    PipelineRows,
+)
+LIBRARIES = (RIVER, SKLEARN)
+
+Make = Callable[[Columns, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    library: Library
+    make: Mapping[Task, Make]  # an untrained model for each task, from parsed parameters
+    defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+FAMILIES: dict[str, Family] = {
+    "gradient_boosting": Family(
+        SKLEARN,
+        {
+            "classification": pipeline(HistGradientBoostingClassifier),
+            "regression": pipeline(HistGradientBoostingRegressor),
+        },
+        # a fixed seed, so that retraining on the same rows gives the same model
+        {"random_state": "0"},
+    ),
+    "linear": Family(
+        SKLEARN, {"classification": pipeline(LogisticRegression), "regression": pipeline(Ridge)}
+    ),
+    "river_linear": Family(
+        RIVER,
+        {
+            "classification": _river(river_linear.LogisticRegression),
+            "regression": _river(river_linear.LinearRegression),
+        },
+    ),
+}
+
+
+def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:
+    """The parameters a model of `family` is made with: its defaults, overridden by `params`."""
+    if family not in FAMILIES:
+        raise LearnerError(f"unknown model family {family!r}; one of {sorted(FAMILIES)}")
+    return {**FAMILIES[family].defaults, **params}
+
+
+def make(family: str, task: Task, columns: Columns, params: Mapping[str, str]) -> Any:
+    """An untrained model of `family` for `task`."""
+    chosen = parameters(family, params)
+    try:
+        return FAMILIES[family].make[task](columns, _params(chosen))
+    except (TypeError, ValueError, yaml.YAMLError) as exc:
+        raise LearnerError(f"{family} does not take parameters {dict(params)}: {exc}") from exc
+
+
+def library(model: Any) -> Library:
+    """The library a loaded model belongs to."""
+    for found in LIBRARIES:
+        if found.owns(model):
+            return found
+    raise LearnerError(f"no library in {[lib.name for lib in LIBRARIES]} scores a {type(model)}")
+
+
+def fit(model: Any, task: Task, x: pd.DataFrame, labels: Sequence[Any]) -> Any:
+    """Train `model` on `x` (from Columns.frame) and the labels, in row order."""
+    try:
+        return library(model).fit(model, task, x, _target(task, labels))
+    except ValueError as exc:
+        raise LearnerError(f"training failed: {exc}") from exc
+
+
+def scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
+    """One score a row: the positive class's probability, or the predicted value."""
+    return library(model).scores(model, task, x)
+
+
+def row_scorer(model: Any, task: Task, columns: Columns) -> Rows:
+    """`scores` of `columns.frame(rows)` for plain rows, without pandas: for serving."""
+    return library(model).rows(model, task, columns)

@@ -61,9 +61,7 @@ class OnlineFeatures(NamedTuple):  # a NamedTuple: built on every read, it must 
 
 def _default(feature: Any) -> Any:
     """What an empty window holds: no events counted, nothing summed, no mean."""
-    if isinstance(feature, Aggregation) and feature.kind in ("count", "distinct"):
-        return 0
-    return 0.0 if isinstance(feature, Aggregation) and feature.kind == "sum" else None
+    return feature.spec.empty() if isinstance(feature, Aggregation) else None
 
 
 class Layout:

@@ -40,7 +40,7 @@ class Scorer:
             )
         self.loaded = loaded
         self.task = project.label.task
-        self.rows = learners.RowScorer(loaded.model, self.task, learners.Columns.of(project))
+        self.rows = learners.row_scorer(loaded.model, self.task, learners.Columns.of(project))
 
     @property
     def name(self) -> str:

@@ -14,20 +14,14 @@ behind the newest event time seen for its entity is late: it changes no window
 and gets no vector; the caller sends it to the dead-letter topic.
 """
 
-import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from tideline.durations import millis
-from tideline.features import Aggregation, FeatureSet, Transform, Window
-
-# One held event: (event time ms, offset, value of each field an aggregation reads).
-Row = tuple[Any, ...]
-TIME, OFFSET = 0, 1
+from tideline.features import OFFSET, TIME, FeatureSet, Row, Window
 
 
 def window_start(window: Window, t: int) -> int:
@@ -78,46 +72,6 @@ class LateEventError(Exception):
     """The event is older than the entity's newest event time minus the allowed lateness."""
 
 
-def _sum(values: list[Any]) -> float:
-    return float(sum(values))
-
-
-def _mean(values: list[Any]) -> float | None:
-    return float(sum(values)) / len(values) if values else None
-
-
-def _min(values: list[Any]) -> float | None:
-    return float(min(values)) if values else None
-
-
-def _max(values: list[Any]) -> float | None:
-    return float(max(values)) if values else None
-
-
-def _distinct(values: list[Any]) -> int:
-    return len(set(values))
-
-
-# Aggregations of the non-null values in the window, in arrival order.
-_REDUCERS: dict[str, Callable[[list[Any]], Any]] = {
-    "sum": _sum,
-    "mean": _mean,
-    "min": _min,
-    "max": _max,
-    "distinct": _distinct,
-}
-
-
-def _transform(transform: Transform, t: int, value: Any) -> Any:
-    if transform.kind == "identity":
-        return value
-    if transform.kind == "log1p":
-        # log1p is undefined at and below -1: such a value has no feature, not an error
-        return None if value is None or value <= -1 else math.log1p(value)
-    moment = datetime.fromtimestamp(t / 1000, UTC)
-    return moment.hour if transform.kind == "hour_of_day" else moment.weekday()
-
-
 class Computer:
     """Computes a feature set's vectors; holds no state of its own."""
 
@@ -130,9 +84,10 @@ class Computer:
         column = {name: 2 + i for i, name in enumerate(self.fields)}
         windows = list(dict.fromkeys(a.window for a in features.aggregations))
         self._spans = [_Span(w) for w in windows]
-        # (aggregation, index of its window, its field's column)
+        # (aggregation, index of its window, its field's column; count reads none)
         self._aggregations = [
-            (a, windows.index(a.window), column.get(a.field or "")) for a in features.aggregations
+            (a, windows.index(a.window), column.get(a.field or "", 0))
+            for a in features.aggregations
         ]
 
     def apply(
@@ -165,7 +120,7 @@ class Computer:
         self, rows: Sequence[Row], t: int, offset: int, payload: Mapping[str, Any]
     ) -> dict[str, Any]:
         values = {
-            tr.name: _transform(tr, t, payload.get(tr.field) if tr.field else None)
+            tr.name: tr.spec.compute(t, payload.get(tr.field) if tr.field else None)
             for tr in self.features.transforms
         }
         held = [row for row in rows if row[TIME] <= t and row[OFFSET] <= offset]
@@ -174,19 +129,8 @@ class Computer:
             start = span.start(t)
             in_window.append([row for row in held if row[TIME] >= start])
         for aggregation, window, column in self._aggregations:
-            values[aggregation.name] = _aggregate(aggregation, column, in_window[window])
+            values[aggregation.name] = aggregation.spec.reduce(in_window[window], column)
         return values
-
-
-def _aggregate(aggregation: Aggregation, column: int | None, rows: list[Row]) -> Any:
-    if aggregation.kind == "count":
-        return len(rows)
-    assert column is not None  # every aggregation but count reads a field (validated)
-    if aggregation.kind == "last":
-        present = [row for row in rows if row[column] is not None]
-        # the newest event time wins; among equal times, the later arrival
-        return max(present, key=lambda row: (row[TIME], row[OFFSET]))[column] if present else None
-    return _REDUCERS[aggregation.kind]([row[column] for row in rows if row[column] is not None])
 
 
 @dataclass(frozen=True)

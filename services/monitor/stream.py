@@ -55,8 +55,9 @@ class Watch:
             try:
                 self.read(message, now)
             except DecodeError as exc:
-                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
-                outcome.rejected.append((dlq.Source.of(message), rejection))
+                outcome.rejected.append(
+                    (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))
+                )
         outcome.produce += self._drained()
         return outcome
 

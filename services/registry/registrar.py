@@ -59,8 +59,9 @@ class Registrar:
                 else:
                     updates = self._command(self.commands.decode(message.value))
             except DecodeError as exc:  # nothing to register: a dead letter says why
-                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
-                outcome.rejected.append((dlq.Source.of(message), rejection))
+                outcome.rejected.append(
+                    (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))
+                )
                 continue
             outcome.produce += [self._publish(u) for u in updates]
         return outcome

@@ -78,8 +78,9 @@ class Triggers:
             try:
                 trigger = self.decoder.decode(message)
             except DecodeError as exc:
-                rejection = dlq.RejectionError("decode", exc.reason, str(exc))
-                outcome.rejected.append((dlq.Source.of(message), rejection))
+                outcome.rejected.append(
+                    (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))
+                )
                 trigger = None
             if trigger is None:
                 self.coalescer.seen((message.topic, message.partition, message.offset))

@@ -93,8 +93,9 @@ def test_rows_score_without_pandas_as_through_the_frame(family: str, path: Path)
         *rows[2:20],
     ]
     through_the_frame = learners.scores(model, task, columns.frame(odd))
-    score_rows = learners.RowScorer(model, task, columns)
-    assert (score_rows.trees is not None) == (family == "gradient_boosting")
+    score_rows = learners.row_scorer(model, task, columns)
+    trees = getattr(score_rows, "trees", None)
+    assert (trees is not None) == (family == "gradient_boosting")
     gc.collect()
     gc.disable()
     try:
@@ -109,7 +110,7 @@ def test_rows_score_without_pandas_as_through_the_frame(family: str, path: Path)
     # pays. scikit-learn and river leave none; treelite's ctypes calls leave six small
     # objects a call (numpy's data_as casts): with the services' collector thresholds, a
     # pause of about 5 ms every 8,000 requests (tideline.service.quiet_gc).
-    assert cyclic_garbage <= (TREELITE_GARBAGE * len(odd) if score_rows.trees else 0)
+    assert cyclic_garbage <= (TREELITE_GARBAGE * len(odd) if trees else 0)
 
 
 def test_trees_treelite_cannot_read_are_scored_by_scikit_learn(
@@ -123,13 +124,13 @@ def test_trees_treelite_cannot_read_are_scored_by_scikit_learn(
     labels = [label["payload"][CARDS.label.field] for _, label in pairs]
     model = learners.make("gradient_boosting", "classification", COLUMNS, {"max_iter": "20"})
     learners.fit(model, "classification", COLUMNS.frame(rows), labels)
-    native = learners.RowScorer(model, "classification", COLUMNS)
+    native = learners.PipelineRows(model, "classification", COLUMNS)
 
     def unreadable(estimator: object) -> None:
         raise NotImplementedError("a tree layout of a newer scikit-learn")
 
     monkeypatch.setattr(treelite.sklearn, "import_model", unreadable)
-    fallback = learners.RowScorer(model, "classification", COLUMNS)
+    fallback = learners.PipelineRows(model, "classification", COLUMNS)
     assert native.trees is not None
     assert fallback.trees is None
     assert "treelite cannot read the model: a tree layout" in caplog.text

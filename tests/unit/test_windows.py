@@ -4,10 +4,11 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import fastavro
 import pytest
 from tideline import project, schemas, serde
 from tideline.durations import epoch_millis
-from tideline.features import Aggregation, FeatureSet, Transform, Window
+from tideline.features import AGGREGATIONS, TRANSFORMS, Aggregation, FeatureSet, Transform, Window
 from tideline.windows import Computer, EntityState, Event, LateEventError, replay, window_start
 
 from ops import synthetic
@@ -221,3 +222,70 @@ def test_offline_replay_equals_event_by_event_application(path: Any) -> None:
     assert [values for _, values in replay(definition.features, events)] == expected
     assert any(v is None for v in expected)
     assert sum(v is not None for v in expected) > 250
+
+
+EVENT_FIELDS = {"amount": "double", "shop": "string"}
+
+
+def _feature_record(features: FeatureSet) -> Any:
+    return fastavro.parse_schema(
+        {"type": "record", "name": "Values", "fields": features.avro_fields(EVENT_FIELDS)}
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(AGGREGATIONS))
+def test_every_aggregation_kind_keeps_the_table_s_contract(kind: str) -> None:
+    spec = AGGREGATIONS[kind]
+    field = "amount" if spec.numeric or kind != "last" else "shop"
+    declared = FeatureSet(
+        aggregations=(
+            Aggregation(
+                name="f", kind=kind, field=field if spec.reads_field else None, window=HOUR
+            ),
+        )
+    )
+    declared.check_fields(EVENT_FIELDS)
+    if spec.numeric:  # a numeric kind refuses a text field
+        with pytest.raises(ValueError, match="numeric"):
+            FeatureSet(
+                aggregations=(Aggregation(name="f", kind=kind, field="shop", window=HOUR),)
+            ).check_fields(EVENT_FIELDS)
+    entity = Entity(declared)
+    values = [
+        entity.at(m, amount=a, shop=s)
+        for m, a, s in ((0, 2.0, "a"), (1, None, None), (2, 5.0, "b"))
+    ]
+    # its values fit the schema derived from the table's output type, and so does its empty value
+    record = _feature_record(declared)
+    for found in [*values, {"f": spec.empty()}]:
+        assert fastavro.validate(found, record, raise_errors=True)
+    if spec.reads_field:  # a missing value is skipped, not counted
+        assert values[1]["f"] == values[0]["f"]
+    # the window's reduction is the table's, over what the window holds
+    rows = [
+        (ms(T0), 1, 2.0, "a"),
+        (ms(T0) + 60_000, 2, None, None),
+        (ms(T0) + 120_000, 3, 5.0, "b"),
+    ]
+    column = 2 if field == "amount" else 3
+    assert values[2]["f"] == spec.reduce(rows, column)
+
+
+@pytest.mark.parametrize("kind", sorted(TRANSFORMS))
+def test_every_transform_kind_keeps_the_table_s_contract(kind: str) -> None:
+    spec = TRANSFORMS[kind]
+    declared = FeatureSet(
+        transforms=(Transform(name="f", kind=kind, field="amount" if spec.reads_field else None),)
+    )
+    declared.check_fields(EVENT_FIELDS)
+    values = [Entity(declared).at(30, amount=a) for a in (3.0, None)]
+    record = _feature_record(declared)
+    for found in values:
+        assert fastavro.validate(found, record, raise_errors=True)
+
+
+def test_an_unknown_kind_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown aggregation 'median'; one of count"):
+        Aggregation(name="f", kind="median", field="amount", window=HOUR)
+    with pytest.raises(ValueError, match="unknown transform 'sqrt'"):
+        Transform(name="f", kind="sqrt", field="amount")
