@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -102,34 +102,40 @@ AGGREGATIONS: dict[str, AggregationKind] = {
 }
 
 
-def _known(kind: str, kinds: Mapping[str, object], what: str) -> str:
-    if kind not in kinds:
-        raise ValueError(f"unknown {what} {kind!r}; one of {', '.join(kinds)}")
-    return kind
-
-
 class _Declared(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Transform(_Declared):
-    """A feature of the event itself: log1p(amount), the hour of its event time..."""
+class _Feature(_Declared):
+    """A named feature of one kind of its table, reading one event field (or none)."""
 
     name: str
-    kind: str  # a key of TRANSFORMS
-    field: str | None = None  # hour_of_day and day_of_week read the event time
+    kind: str  # a key of the class's table
+    field: str | None = None
+
+    TABLE: ClassVar[Mapping[str, TransformKind | AggregationKind]]
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, kind: str) -> str:
-        return _known(kind, TRANSFORMS, "transform")
+        if kind not in cls.TABLE:
+            raise ValueError(
+                f"unknown {cls.__name__.lower()} {kind!r}; one of {', '.join(cls.TABLE)}"
+            )
+        return kind
+
+    def avro_type(self, event_fields: Mapping[str, str]) -> str:
+        return self.TABLE[self.kind].output or event_fields[self.field or ""]
+
+
+class Transform(_Feature):
+    """A feature of the event itself: log1p(amount), the hour of its event time..."""
+
+    TABLE = TRANSFORMS
 
     @property
     def spec(self) -> TransformKind:
         return TRANSFORMS[self.kind]
-
-    def avro_type(self, event_fields: Mapping[str, str]) -> str:
-        return self.spec.output or event_fields[self.field or ""]
 
 
 class Window(_Declared):
@@ -151,25 +157,16 @@ class Window(_Declared):
         return self
 
 
-class Aggregation(_Declared):
-    """A windowed aggregate of one field per entity, e.g. the mean amount over 1 hour."""
+class Aggregation(_Feature):
+    """A windowed aggregate of one field per entity (count reads none), e.g. the mean
+    amount over 1 hour."""
 
-    name: str
-    kind: str  # a key of AGGREGATIONS
-    field: str | None = None  # count needs none
+    TABLE = AGGREGATIONS
     window: Window
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, kind: str) -> str:
-        return _known(kind, AGGREGATIONS, "aggregation")
 
     @property
     def spec(self) -> AggregationKind:
         return AGGREGATIONS[self.kind]
-
-    def avro_type(self, event_fields: Mapping[str, str]) -> str:
-        return self.spec.output or event_fields[self.field or ""]
 
 
 class FeatureSet(_Declared):

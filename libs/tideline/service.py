@@ -127,14 +127,14 @@ async def serve(declared: Service[S]) -> None:
     producer = kafka.producer(settings)
     async with kafka.started(producer):
         context = Context(declared.name, settings, own, definition, producer, stop)
-        try:
-            async with declared.job(context) as job:
+        async with declared.job(context) as job:
+            try:
                 if job is None or stop.is_set():
                     await context.wait(stop)
                 else:
                     await _consume(declared, context, job)
-        finally:
-            await context.close()
+            finally:
+                await context.close()  # background work ends before the job cleans up
 
 
 async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:

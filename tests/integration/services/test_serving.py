@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tideline import kafka, project, schemas, serde
+from tideline import catalog, dlq, kafka, project, serde
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
 from tideline.scoring import Scorer
@@ -21,13 +21,23 @@ from tideline.settings import Settings
 from ops import control, synthetic
 
 from ...projects import EXAMPLES
-from .running import WEAK, Service, collect, environment, publish_labelled, start_service
+from .running import (
+    WEAK,
+    Service,
+    collect,
+    environment,
+    produce,
+    publish_labelled,
+    start_service,
+)
 
 pytestmark = pytest.mark.integration
 
 CARDS = project.load(EXAMPLES[0])
 NAME = CARDS.name
-PREDICTION = schemas.load("tideline.Prediction")
+PREDICTION = catalog.topic("predictions").schema()
+# a stranger's bytes, and a feature vector of another project (an unknown fingerprint)
+UNREADABLE = [b"\x00garbage", catalog.topic("features").schema().header + b"\x02"]
 
 
 def _predictions(messages: list[Any]) -> list[dict[str, Any]]:
@@ -72,6 +82,8 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
         vectors += await publish_labelled(settings, CARDS, 100, at, concept, seed=100 + chunk)
         if chunk == 10:
             await control.command(settings, "promote", NAME, 2, "test", "hot swap")
+        elif chunk == 15:  # what serving cannot read, mid-stream: dead letters, and on it goes
+            await produce(settings, "features", UNREADABLE, keys=[b"k"] * len(UNREADABLE))
         elif chunk == 20:
             await control.command(settings, "rollback", NAME, None, "test", "and back")
         await asyncio.sleep(0.1)
@@ -108,6 +120,12 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
         expected = scorer.scores([by_id[p["event_id"]]["values"] for p in mine])
         assert [p["score"] for p in mine] == pytest.approx(expected, abs=1e-12)
     assert serving.metric("tideline_serving_swaps_total", role="champion") == 3
+    letters = dlq.TOPIC.bind(settings)
+    refused = [letters.decode(m.value) for m in await collect(settings, "dead-letters", 2)]
+    assert sorted(r["value"] for r in refused) == sorted(UNREADABLE)
+    assert {(r["service"], r["source_topic"]) for r in refused} == {
+        ("serving", catalog.topic("features").full_name(settings))
+    }
 
 
 def _post(port: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

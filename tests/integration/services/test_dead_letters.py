@@ -1,0 +1,60 @@
+"""Every record a service cannot read, on every topic it consumes, becomes a dead letter with
+its bytes and the reason, and the service carries on."""
+
+from typing import Any
+
+import pytest
+from tideline import catalog, dlq, kafka, project
+from tideline.settings import Settings
+
+import services
+
+from ...examples import example
+from ...projects import EXAMPLES
+from .running import Service, collect, produce, start_service
+
+pytestmark = pytest.mark.integration
+
+CARDS = project.load(EXAMPLES[0])
+# Serving consumes only once it has a champion: its refusals are in test_serving.
+READERS = ("ingest", "featurestore", "monitor", "trainer", "registry")
+
+
+def _unreadable(topic: catalog.Bound) -> dict[str, bytes]:
+    """What no service can read on `topic`, by what it is."""
+    record = topic.encode(example(topic.schema.parsed))
+    other = catalog.topic("dead-letters" if topic.topic.name != "dead-letters" else "labels")
+    return {
+        "garbage": b"\x00\xffgarbage",
+        "empty": b"",
+        "truncated": record[: len(record) // 2],
+        "another topic's record": other.bind(Settings()).encode(example(other.schema().parsed)),
+    }
+
+
+@pytest.mark.parametrize("name", READERS)
+async def test_what_a_service_cannot_read_becomes_a_dead_letter(
+    name: str, settings: Settings, running: list[Service]
+) -> None:
+    await kafka.create_topics(settings)
+    declared = services.declared(name)
+    svc = start_service(name, settings, running)
+    sent: dict[tuple[str, bytes], str] = {}
+    for handle in declared.consumes:
+        topic = handle.bind(settings, CARDS.derived_schemas)
+        odd = _unreadable(topic)
+        await produce(settings, handle.name, list(odd.values()), keys=[b"k"] * len(odd))
+        sent |= {(topic.name, value): what for what, value in odd.items()}
+
+    letters = dlq.TOPIC.bind(settings)
+    found = [letters.decode(m.value) for m in await collect(settings, "dead-letters", len(sent))]
+    mine: dict[tuple[str, bytes], Any] = {(f["source_topic"], f["value"]): f for f in found}
+    assert set(mine) == set(sent), f"{name} left out {set(sent) - set(mine)}"
+    for key, letter in mine.items():
+        assert letter["service"] == name
+        assert letter["stage"] in ("decode", "schema"), (sent[key], letter)
+        assert letter["error_message"]
+    total = svc.wait_for("tideline_dead_letters_total", len(sent), service=name)
+    assert total == len(sent)
+    assert svc.alive()
+    assert svc.stop() == 0  # and it stops cleanly, having committed past them
