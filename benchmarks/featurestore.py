@@ -18,15 +18,10 @@ business system's event takes, ingest included.
 import asyncio
 import gc
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 import cards
@@ -50,28 +45,11 @@ def fresh() -> Settings:
     return Settings().model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}."})
 
 
-@contextmanager
 def running(
     service: str, settings: Settings, port: int, **extra: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "TIDELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "TIDELINE_PROJECT": PROJECT,
-        f"TIDELINE_{service.upper()}_METRICS_PORT": str(port),
-        **extra,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "run", service],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+) -> AbstractContextManager[launcher.Process]:
+    """`tideline run SERVICE` on the benchmark's topics, /metrics on `port`."""
+    return launcher.started(service, settings, PROJECT, extra, port)
 
 
 def first_model(settings: Settings, name: str, **env: str) -> None:
@@ -87,12 +65,6 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
         outcome = asyncio.run(control.train(settings, name, "bench", timeout_s=300))
     assert outcome.decision is not None
     assert outcome.decision["action"] == "promoted", outcome.decision["reason"]
-
-
-def metric(proc: subprocess.Popen[bytes], port: int, name: str) -> float:
-    if proc.poll() is not None:
-        raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-    return launcher.metric(port, name)
 
 
 async def fill(settings: Settings, n: int) -> None:
@@ -118,10 +90,10 @@ async def featurestore_seconds(settings: Settings, n: int) -> float:
     port = 9152
     with running("featurestore", settings, port) as proc:
         # polling: the events counted are another process's
-        while (seen := metric(proc, port, events)) == 0:  # noqa: ASYNC110
+        while (seen := proc.checked_metric(events)) == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         started, first = time.perf_counter(), seen
-        while metric(proc, port, events) < n:  # noqa: ASYNC110
+        while proc.checked_metric(events) < n:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         return (time.perf_counter() - started) * n / (n - first)
 

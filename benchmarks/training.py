@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import typer
-from featurestore import PROJECT, fresh, metric, running
+from featurestore import PROJECT, fresh, running
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -79,9 +79,9 @@ async def measure(rows: int, runs: int) -> dict[str, list[float]]:
         running("trainer", settings, TRAINER_PORT, **window) as trainer,
         running("registry", settings, REGISTRY_PORT) as registry,
     ):
-        while metric(trainer, TRAINER_PORT, "tideline_last_poll_timestamp_seconds") == 0:  # noqa: ASYNC110
+        while trainer.checked_metric("tideline_last_poll_timestamp_seconds") == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
-        while metric(registry, REGISTRY_PORT, "tideline_last_poll_timestamp_seconds") == 0:  # noqa: ASYNC110
+        while registry.checked_metric("tideline_last_poll_timestamp_seconds") == 0:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         for _ in track(range(runs), description=f"{runs} runs on {rows:,} rows"):
             before = _sums()

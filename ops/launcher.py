@@ -65,6 +65,11 @@ class Process:
         )
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -87,6 +92,28 @@ class Process:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout_s)
+
+    def checked_metric(self, sample: str, **labels: str) -> float:
+        """`metric`, or RuntimeError if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+        return self.metric(sample, **labels)
+
+
+@contextlib.contextmanager
+def started(
+    name: str,
+    settings: Settings,
+    project: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[Process]:
+    """One service process for the length of the block; SIGTERM on the way out."""
+    process = Process(name, settings, project, env, port).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @contextlib.contextmanager
