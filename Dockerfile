@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY libs libs
 COPY services services
+COPY ops ops
 COPY schemas schemas
 COPY examples examples
 RUN pip install --no-cache-dir .

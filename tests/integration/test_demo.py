@@ -34,7 +34,7 @@ def _tideline(settings: Settings, *args: str) -> str:
 
 def _demo(settings: Settings, report: Path, *options: str) -> tuple[str, dict[str, Any]]:
     out = _tideline(settings, "demo", "--no-stack", "--report", str(report), *options)
-    running = subprocess.run(["pgrep", "-f", "tideline.cli run"], capture_output=True, text=True)
+    running = subprocess.run(["pgrep", "-f", "ops.cli run"], capture_output=True, text=True)
     assert running.stdout == "", "the demo left services running"
     return out, json.loads(report.read_text())
 

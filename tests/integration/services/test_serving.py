@@ -4,7 +4,7 @@ scored once by exactly the version its prediction names; request-time scoring ov
 import asyncio
 import json
 import socket
-import sys
+import subprocess
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
@@ -18,14 +18,13 @@ from tideline.online_store import Entry, OnlineStore
 from tideline.scoring import Scorer
 from tideline.settings import Settings
 
-from ops import control, synthetic
+from ops import control, launcher, synthetic
 
 from ...projects import EXAMPLES
 from .running import (
     WEAK,
     Service,
     collect,
-    environment,
     produce,
     publish_labelled,
     start_service,
@@ -223,20 +222,13 @@ async def test_a_taken_http_port_stops_serving_with_the_address(settings: Settin
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = environment(settings) | {
-            "TIDELINE_SERVING_HTTP_PORT": str(port),
-            "TIDELINE_SERVING_METRICS_PORT": "0",
-        }
-        serving = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "ops.cli",
-            "run",
-            "serving",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        env = {"TIDELINE_SERVING_HTTP_PORT": str(port)}
+        proc = (
+            launcher.Process("serving", settings, EXAMPLES[0], env, port=0)
+            .start(subprocess.PIPE)
+            .proc
         )
-        _, stderr = await asyncio.wait_for(serving.communicate(), 60)
-    assert serving.returncode != 0
-    assert f"error while attempting to bind on address ('127.0.0.1', {port})" in stderr.decode()
+        assert proc is not None
+        output, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode != 0
+    assert f"error while attempting to bind on address ('127.0.0.1', {port})" in output.decode()
