@@ -24,7 +24,7 @@ import typer
 from featurestore import first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import catalog, kafka, project, schemas, serde
+from tideline import catalog, kafka, project, serde
 from tideline.settings import Settings
 
 from ops import launcher, synthetic
@@ -32,7 +32,7 @@ from ops import launcher, synthetic
 console = Console()
 WIDE = str(Path(__file__).with_name("wide.yaml"))
 DEFINITION = project.load(WIDE)
-PREDICTION = schemas.load("tideline.Prediction")
+PREDICTIONS = catalog.topic("predictions")
 MONITOR_PORT = 9175
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -66,7 +66,7 @@ def records(count: int, start: datetime, seed: int) -> list[tuple[str, bytes, by
             "scored_at": vector["event_time"],
         }
         out.append(("features", key, serde.encode(DEFINITION.feature_schema, vector)))
-        out.append(("predictions", key, serde.encode(PREDICTION, prediction)))
+        out.append(("predictions", key, serde.encode(PREDICTIONS.schema(), prediction)))
         out.append(
             ("labels", label["event_id"].encode(), serde.encode(DEFINITION.label_schema, label))
         )

@@ -35,7 +35,7 @@ import typer
 from featurestore import PROJECT, first_model, fresh, running
 from rich.console import Console
 from rich.table import Table
-from tideline import catalog, kafka, learners, project, schemas, serde, streams
+from tideline import catalog, kafka, learners, project, serde, streams
 from tideline.durations import epoch_millis
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
@@ -47,7 +47,6 @@ from ops import launcher, synthetic
 
 console = Console()
 CARDS = project.load(PROJECT)
-PREDICTION = schemas.load("tideline.Prediction")
 SERVING_PORT, HTTP_PORT = 9163, 8063
 
 
@@ -97,11 +96,11 @@ async def latency(settings: Settings, per_s: int, seconds: int) -> list[float]:
     found: list[float] = []
 
     async def collect() -> None:
-        decoder = serde.Decoder([PREDICTION])
-        follow = streams.follow(settings, catalog.topic("predictions").full_name(settings), start)
+        predictions = catalog.topic("predictions").bind(settings)
+        follow = streams.follow(settings, predictions.name, start)
         async with aclosing(follow) as messages:
             async for message in messages:
-                record = decoder.decode_as(PREDICTION, message.value)
+                record = predictions.decode(message.value)
                 if record["event_id"] in wanted and not record["shadow"]:
                     found.append(record["latency_ms"])
                     if len(found) == len(wanted):

@@ -84,11 +84,13 @@ class Computer:
         column = {name: 2 + i for i, name in enumerate(self.fields)}
         windows = list(dict.fromkeys(a.window for a in features.aggregations))
         self._spans = [_Span(w) for w in windows]
-        # (aggregation, index of its window, its field's column; count reads none)
+        # Resolved once, not per event: (name, reduction, index of its window, its field's
+        # column; count reads none) and (name, computation, field) from the kinds' tables.
         self._aggregations = [
-            (a, windows.index(a.window), column.get(a.field or "", 0))
+            (a.name, a.spec.reduce, windows.index(a.window), column.get(a.field or "", 0))
             for a in features.aggregations
         ]
+        self._transforms = [(tr.name, tr.spec.compute, tr.field) for tr in features.transforms]
 
     def apply(
         self, state: EntityState, t: int, offset: int, payload: Mapping[str, Any]
@@ -120,16 +122,16 @@ class Computer:
         self, rows: Sequence[Row], t: int, offset: int, payload: Mapping[str, Any]
     ) -> dict[str, Any]:
         values = {
-            tr.name: tr.spec.compute(t, payload.get(tr.field) if tr.field else None)
-            for tr in self.features.transforms
+            name: compute(t, payload.get(field) if field else None)
+            for name, compute, field in self._transforms
         }
         held = [row for row in rows if row[TIME] <= t and row[OFFSET] <= offset]
         in_window = []
         for span in self._spans:
             start = span.start(t)
             in_window.append([row for row in held if row[TIME] >= start])
-        for aggregation, window, column in self._aggregations:
-            values[aggregation.name] = aggregation.spec.reduce(in_window[window], column)
+        for name, reduce, window, column in self._aggregations:
+            values[name] = reduce(in_window[window], column)
         return values
 
 

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY, SERVICES, OPS = ROOT / "libs" / "tideline", ROOT / "services", ROOT / "ops"
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def _module(path: Path) -> str:
@@ -78,7 +79,9 @@ def test_the_only_consumer_loops_are_in_streams(path: Path) -> None:
         assert not polls, f"{path.name} polls a consumer itself: {polls}; use streams.run"
 
 
-@pytest.mark.parametrize("path", PRODUCT, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [*PRODUCT, *_files(BENCHMARKS)], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_topics_and_schemas_are_paired_in_the_catalog_only(path: Path) -> None:
     if path in (LIBRARY / "catalog.py", LIBRARY / "schemas.py"):
         return
