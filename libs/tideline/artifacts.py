@@ -2,25 +2,28 @@
 
 Any subscriber fetches a model with nothing but Kafka access: the chunks are keyed
 `sha256:index`, so compaction keeps every piece. Loading verifies the sha256 before
-anything is deserialized, and skops (never pickle) builds only types from the
-libraries models are made of.
+anything is deserialized; then every type the file names, read from its schema before
+skops (never pickle) builds anything, must be on an exact allow-list: what the model
+families of `tideline.learners` are made of. A module prefix is never trusted: skops
+calls what a file names (`builtins.exec`, `os.system`...) with the file's arguments.
 """
 
 import hashlib
-from collections.abc import Sequence
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import skops.io
 
-from tideline import catalog, kafka, streams
+from tideline import catalog, kafka, learners, streams
 from tideline.errors import TidelineError
 from tideline.settings import Settings
 
 TOPIC = catalog.topic("models.artifacts")
 CHUNK_BYTES = 512 * 1024  # well under the topic's 1 MiB records
 FORMAT = "skops"
-# Types a model may be made of; anything else in an artifact is refused, not built.
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "river.", "builtins.", "collections.")
 
 
 class ArtifactError(TidelineError):
@@ -35,16 +38,50 @@ def dump(model: Any) -> bytes:
     return bytes(skops.io.dumps(model))
 
 
-def load(data: bytes, expected_sha256: str) -> Any:
-    """The model in `data`, once its sha256 matches and every type in it is trusted."""
+def types_in(data: bytes) -> set[str]:
+    """Every type, function and method a skops file names, read from its schema alone."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ArtifactError(f"artifact is not a skops file: {exc}") from exc
+    found, pending = set(), [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending += item
+        elif isinstance(item, dict):
+            pending += item.values()
+            if "__loader__" in item:
+                found.add(_named(item))
+    return found
+
+
+def _named(node: dict[str, Any]) -> str:
+    module, name = node.get("__module__"), node.get("__class__")
+    if not (isinstance(module, str) and isinstance(name, str)):
+        raise ArtifactError(f"artifact has a {node['__loader__']!r} node without a type")
+    if node["__loader__"] == "MethodNode":  # a bound method: the method counts, not its class
+        content = node.get("content")
+        method = content.get("func") if isinstance(content, dict) else None
+        return f"{module}.{name}.{method}"
+    return f"{module}.{name}"
+
+
+def load(data: bytes, expected_sha256: str, also: Iterable[str] = ()) -> Any:
+    """The model in `data`, once its sha256 matches and every type it names is one the
+    model families are made of (or in `also`); nothing is built before both checks."""
     found = sha256(data)
     if found != expected_sha256:
         raise ArtifactError(f"artifact sha256 is {found}, expected {expected_sha256}: refused")
-    types = skops.io.get_untrusted_types(data=data)
-    untrusted = [t for t in types if not t.startswith(TRUSTED_MODULES)]
+    types = types_in(data)
+    untrusted = sorted(types - learners.trusted_types() - set(also))
     if untrusted:
-        raise ArtifactError(f"artifact holds types outside the trusted libraries: {untrusted}")
-    return skops.io.loads(data, trusted=types)
+        raise ArtifactError(f"artifact holds types no model family is made of: {untrusted}")
+    try:
+        return skops.io.loads(data, trusted=sorted(types))
+    except Exception as exc:  # a malformed file must cost a refusal, not the service
+        raise ArtifactError(f"artifact cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 def chunks(data: bytes, settings: Settings) -> tuple[dict[str, Any], list[streams.Produce]]:

@@ -271,6 +271,25 @@ class Library:
     fit: Callable[[Any, Task, pd.DataFrame, np.ndarray[Any, Any]], Any]
     scores: Callable[[Any, Task, pd.DataFrame], list[float]]  # a score a row of the frame
     rows: Callable[[Any, Task, Columns], Rows]  # the same scores of plain rows, for serving
+    # Every type its models' artifacts name, exactly (`artifacts.types_in`): a model file
+    # naming any other is refused before it is built, since skops calls what a file names.
+    types: frozenset[str]
+
+
+# What any artifact is built of: skops' containers and numpy's arrays.
+_CONTAINERS = {
+    "builtins.dict",
+    "builtins.float",
+    "builtins.frozenset",
+    "builtins.int",
+    "builtins.list",
+    "builtins.slice",
+    "builtins.str",
+    "builtins.tuple",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.ndarray",
+}
 
 
 RIVER = Library(
@@ -279,6 +298,22 @@ RIVER = Library(
     _river_fit,
     _river_frame_scores,
     RiverRows,
+    frozenset(
+        {
+            *_CONTAINERS,
+            "collections.Counter",
+            "collections.OrderedDict",
+            "collections.defaultdict",
+            "river._river_rust.vectordict.VectorDict",
+            "river.compose.pipeline.Pipeline",
+            "river.optim.initializers.Zeros",
+            "river.optim.losses.Log",
+            "river.optim.losses.Squared",
+            "river.optim.schedulers.Constant",
+            "river.optim.sgd.SGD",
+            "river.preprocessing.scale.StandardScaler",
+        }
+    ),
 )
 SKLEARN = Library(
     "scikit-learn",
@@ -286,6 +321,16 @@ SKLEARN = Library(
     _sklearn_fit,
     _sklearn_scores,
     PipelineRows,
+    frozenset(  # `pipeline`'s steps; each family adds its estimator's
+        {
+            *_CONTAINERS,
+            "sklearn.compose._column_transformer.ColumnTransformer",
+            "sklearn.impute._base.SimpleImputer",
+            "sklearn.pipeline.Pipeline",
+            "sklearn.preprocessing._data.StandardScaler",
+            "sklearn.preprocessing._encoders.OneHotEncoder",
+        }
+    ),
 )
 LIBRARIES = (RIVER, SKLEARN)
 
@@ -297,6 +342,7 @@ class Family:
     library: Library
     make: Mapping[Task, Make]  # an untrained model for each task, from parsed parameters
     defaults: Mapping[str, str] = field(default_factory=dict)
+    types: frozenset[str] = frozenset()  # what its models name beyond its library's types
 
 
 FAMILIES: dict[str, Family] = {
@@ -308,9 +354,34 @@ FAMILIES: dict[str, Family] = {
         },
         # a fixed seed, so that retraining on the same rows gives the same model
         {"random_state": "0"},
+        frozenset(
+            {
+                "numpy.random._generator.Generator",
+                "numpy.uint64",
+                "sklearn._loss._loss.CyHalfBinomialLoss",
+                "sklearn._loss._loss.CyHalfSquaredError",
+                "sklearn._loss.link.IdentityLink",
+                "sklearn._loss.link.Interval",
+                "sklearn._loss.link.LogitLink",
+                "sklearn._loss.loss.HalfBinomialLoss",
+                "sklearn._loss.loss.HalfSquaredError",
+                "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+                "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+                "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                "sklearn.preprocessing._label.LabelEncoder",
+            }
+        ),
     ),
     "linear": Family(
-        SKLEARN, {"classification": pipeline(LogisticRegression), "regression": pipeline(Ridge)}
+        SKLEARN,
+        {"classification": pipeline(LogisticRegression), "regression": pipeline(Ridge)},
+        types=frozenset(
+            {
+                "sklearn.linear_model._logistic.LogisticRegression",
+                "sklearn.linear_model._ridge.Ridge",
+            }
+        ),
     ),
     "river_linear": Family(
         RIVER,
@@ -318,8 +389,21 @@ FAMILIES: dict[str, Family] = {
             "classification": _river(river_linear.LogisticRegression),
             "regression": _river(river_linear.LinearRegression),
         },
+        types=frozenset(
+            {
+                "river.linear_model.lin_reg.LinearRegression",
+                "river.linear_model.log_reg.LogisticRegression",
+            }
+        ),
     ),
 }
+
+
+def trusted_types() -> frozenset[str]:
+    """Every type a model of any family may name: the artifact check's allow-list."""
+    return frozenset().union(
+        *(lib.types for lib in LIBRARIES), *(family.types for family in FAMILIES.values())
+    )
 
 
 def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:

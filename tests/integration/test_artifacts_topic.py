@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
 from tideline import artifacts, kafka
 from tideline.settings import Settings
 
@@ -15,7 +15,8 @@ async def test_a_model_fetched_with_nothing_but_kafka_predicts_the_same(settings
     await kafka.create_topics(settings)
     rng = np.random.default_rng(1)
     x, y = rng.random((400, 6)), rng.integers(0, 2, 400)
-    model = GradientBoostingClassifier(n_estimators=60, max_depth=4).fit(x, y)
+    model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=63, early_stopping=False)
+    model.fit(x, y)
     data = artifacts.dump(model)
     assert len(data) > artifacts.CHUNK_BYTES  # more than one chunk
     ref = await artifacts.publish(settings, data)
