@@ -74,9 +74,13 @@ def fit(
     except evaluation.EvaluationError as exc:
         raise TrainingError(f"the model cannot be judged on its holdout: {exc}") from exc
     evaluated = time.perf_counter()
+    artifact = artifacts.dump(model)
+    undeclared = sorted(artifacts.types_in(artifact) - learners.trusted_types())
+    if undeclared:  # the registry and serving would refuse it: say why here, not there
+        raise TrainingError(f"the {family} model names types no family declares: {undeclared}")
     return Fitted(
         model=model,
-        artifact=artifacts.dump(model),
+        artifact=artifact,
         params=effective,
         metrics=metrics,
         holdout_scores=scores,

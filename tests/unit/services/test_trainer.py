@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from tideline import project
+from sklearn.ensemble import RandomForestClassifier
+from tideline import learners, project
 from tideline.training import TrainingSet
 
 from ops import synthetic
@@ -114,3 +115,17 @@ def test_runs_that_cannot_give_a_model_fail_with_the_reason() -> None:
         fit(CARDS, "linear", {}, one_class, holdout, min_rows=10)
     with pytest.raises(TrainingError, match="no labelled rows left for the holdout"):
         fit(CARDS, "linear", {}, train, TrainingSet(holdout.frame.iloc[:0], {}), min_rows=10)
+
+
+def test_a_model_naming_undeclared_types_fails_its_run_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    forest = learners.pipeline(RandomForestClassifier)
+    monkeypatch.setitem(
+        learners.FAMILIES,
+        "forest",
+        learners.Family(learners.SKLEARN, {"classification": forest}, {"n_estimators": "5"}),
+    )
+    train, holdout = _sets(300)
+    with pytest.raises(TrainingError, match=r"names types no family declares: .*RandomForest"):
+        fit(CARDS, "forest", {}, train, holdout, min_rows=10)
