@@ -5,16 +5,25 @@ Nothing but Kafka access is needed: the versions come from the compacted
 after its sha256 matches the version record and every type in it is trusted.
 """
 
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
 from tideline import artifacts, catalog, streams
+from tideline.errors import DecodeError
 from tideline.registry import Record, Registry, TransitionError
 from tideline.settings import Settings
 
 UPDATES = catalog.topic("models.updated")
+UNREADABLE = Counter(
+    "tideline_model_updates_unreadable_total",
+    "models.updated records that could not be read, skipped (logged with their offsets).",
+)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,16 +70,36 @@ class ModelClient:
         state = Registry()
         ranges = await streams.offset_ranges(self.settings, self.topic)
         async for message in streams.read_ranges(self.settings, ranges):
-            state.apply(self.bound.decode(message.value))
+            if (update := self._readable(message)) is not None:
+                state.apply(update)
         yield state
         start = {r.partition: r.end for r in ranges}
         async with aclosing(streams.follow(self.settings, self.topic, start)) as messages:
             async for message in messages:
-                state.apply(self.bound.decode(message.value))
-                yield state
+                if (update := self._readable(message)) is not None:
+                    state.apply(update)
+                    yield state
 
     async def updates(self) -> AsyncGenerator[Record, None]:
         """Every `models.updated` record from the start, then each new one as it comes."""
         async with aclosing(streams.follow(self.settings, self.topic)) as messages:
             async for message in messages:
-                yield self.bound.decode(message.value)
+                if (update := self._readable(message)) is not None:
+                    yield update
+
+    def _readable(self, message: streams.Message) -> Record | None:
+        """The update in `message`; None, logged and counted, for one that is not: the
+        topic is compacted and kept for ever, so a record that stopped its readers once
+        would stop every reader, every start, until someone wrote a tombstone."""
+        try:
+            return self.bound.decode(message.value)
+        except DecodeError as exc:
+            UNREADABLE.inc()
+            log.error(
+                "skipped an unreadable update at %s/%d@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+            return None

@@ -71,3 +71,21 @@ async def test_records_pointing_elsewhere_or_at_other_bytes_are_refused(settings
         await client.load_version(other_bytes)
     with pytest.raises(ValueError, match="has no champion"):
         await client.load("fraud")
+
+
+async def test_an_unreadable_update_is_skipped_not_fatal(settings: Settings) -> None:
+    # the topic is compacted and kept for ever: one bad record must not stop every reader
+    await kafka.create_topics(settings)
+    model = LogisticRegression().fit(X, Y)
+    ref = await artifacts.publish(settings, artifacts.dump(model))
+    await _announce(settings, _update(ref, 1, []))
+    await produce(settings, "models.updated", [b"garbage", b""], keys=[b"fraud:2", b"fraud:3"])
+    await _announce(settings, _update(ref, 1, ["champion"]))
+
+    client = ModelClient(settings)
+    loaded = await client.load("fraud")
+    assert (loaded.name, loaded.number) == ("fraud", 1)
+    updates = client.updates()
+    actions = [(await asyncio.wait_for(anext(updates), timeout=30))["action"] for _ in range(2)]
+    await updates.aclose()
+    assert actions == ["registered", "promoted"]

@@ -24,11 +24,14 @@ def _unreadable(topic: catalog.Bound) -> dict[str, bytes]:
     """What no service can read on `topic`, by what it is."""
     record = topic.encode(example(topic.schema.parsed))
     other = catalog.topic("dead-letters" if topic.topic.name != "dead-letters" else "labels")
+    limit = topic.topic.max_message_bytes or catalog.BROKER_MAX_MESSAGE_BYTES
     return {
         "garbage": b"\x00\xffgarbage",
         "empty": b"",
         "truncated": record[: len(record) // 2],
         "another topic's record": other.bind(Settings()).encode(example(other.schema().parsed)),
+        # as large as the topic admits: its dead letter, bytes and context, must fit too
+        "oversized": b"\xff" * (limit - 1024),
     }
 
 
