@@ -7,7 +7,6 @@ scored on the same rows, and the gate decides. A candidate seen again (a run red
 after a crash, a batch redone after ours) is not registered twice.
 """
 
-import asyncio
 import logging
 import math
 import time
@@ -15,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tideline import artifacts, catalog, dlq, learners, streams, training
+from tideline import artifacts, catalog, dlq, learners, service, streams, training
 from tideline.errors import DecodeError
 from tideline.models import UPDATES
 from tideline.project import Project
@@ -142,7 +141,7 @@ class Registrar:
         x = self.columns.frame(holdout.frame)
         labels = holdout.frame[self.project.label.field].tolist()
         try:
-            scores = await asyncio.to_thread(learners.scores, model, task, x)
+            scores = await service.to_thread(learners.scores, model, task, x)
         except Exception as exc:  # any failure to score its own holdout fails validation
             return self._rejected(version, f"validation failed: {exc}", challenger=False)
         champion_scores = None
@@ -150,7 +149,7 @@ class Registrar:
         if champion is not None and champion["version"] != number:
             try:
                 theirs = await self._model(champion)
-                champion_scores = await asyncio.to_thread(learners.scores, theirs, task, x)
+                champion_scores = await service.to_thread(learners.scores, theirs, task, x)
             except Exception as exc:  # the gate then says the champion cannot score it
                 log.warning("champion v%d cannot score the holdout: %s", champion["version"], exc)
                 champion_scores = [math.nan] * len(labels)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from tideline import artifacts, catalog, training
+from tideline import artifacts, catalog, service, training
 from tideline.project import Project
 from tideline.settings import Settings
 
@@ -65,7 +65,7 @@ class Trainer:
             train, holdout = training.cut(
                 found, trigger.max_rows or self.own.window_rows, self.own.holdout
             )
-            fitted = await asyncio.to_thread(
+            fitted = await service.to_thread(
                 fit,
                 self.project,
                 self.own.family,
