@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier
 from tideline import learners, project
 from tideline.training import TrainingSet
 
@@ -120,12 +120,12 @@ def test_runs_that_cannot_give_a_model_fail_with_the_reason() -> None:
 def test_a_model_naming_undeclared_types_fails_its_run_with_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    forest = learners.pipeline(RandomForestClassifier)
+    forest = learners.pipeline(ExtraTreesClassifier)
     monkeypatch.setitem(
         learners.FAMILIES,
         "forest",
         learners.Family(learners.SKLEARN, {"classification": forest}, {"n_estimators": "5"}),
     )
     train, holdout = _sets(300)
-    with pytest.raises(TrainingError, match=r"names types no family declares: .*RandomForest"):
+    with pytest.raises(TrainingError, match=r"names types no family declares: .*ExtraTrees"):
         fit(CARDS, "forest", {}, train, holdout, min_rows=10)
