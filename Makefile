@@ -6,12 +6,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: system-deps install test unit lint bench bench-feast demo stack-up stack-down
 
-# Debian packages the stack needs: redis-server, and Java + Maven for the Kafka broker.
+# Debian packages: redis-server, and Java + Maven for the Kafka broker; Prometheus (and its
+# promtool) and Chromium with its driver for the ops console's checks and browser tests.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \

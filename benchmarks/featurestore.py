@@ -62,7 +62,9 @@ def first_model(settings: Settings, name: str, **env: str) -> None:
     ):
         launcher.wait_metric(trainer, "tideline_last_poll_timestamp_seconds", 1)
         launcher.wait_metric(registry, "tideline_last_poll_timestamp_seconds", 1)
-        outcome = asyncio.run(control.train(settings, name, "bench", timeout_s=300))
+        outcome = asyncio.run(
+            control.train(settings, control.TrainingOrder(name, "bench"), timeout_s=300)
+        )
     assert outcome.decision is not None
     assert outcome.decision["action"] == "promoted", outcome.decision["reason"]
 

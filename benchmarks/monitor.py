@@ -113,11 +113,11 @@ def main(
         ) as proc:
             launcher.wait_metric(MONITOR_PORT, "tideline_last_poll_timestamp_seconds", 1)
             # it starts from the beginning: all earlier records first, then idle
-            launcher.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            launcher.wait_metric(MONITOR_PORT, "tideline_records_consumed_total", backlog)
             cpu, wall = cpu_seconds(proc.pid), time.monotonic()
             asyncio.run(send(settings, found, per_s))
             backlog += len(found)
-            launcher.wait_metric(MONITOR_PORT, "tideline_monitor_records_total", backlog)
+            launcher.wait_metric(MONITOR_PORT, "tideline_records_consumed_total", backlog)
             shares.append((cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall))
     table = Table("measure", "median", "runs")
     table.add_row(

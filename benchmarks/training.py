@@ -86,7 +86,9 @@ async def measure(rows: int, runs: int) -> dict[str, list[float]]:
         for _ in track(range(runs), description=f"{runs} runs on {rows:,} rows"):
             before = _sums()
             started = time.perf_counter()
-            outcome = await control.train(settings, "cards", "benchmark", timeout_s=600)
+            outcome = await control.train(
+                settings, control.TrainingOrder("cards", "benchmark"), timeout_s=600
+            )
             found["total"].append(time.perf_counter() - started)
             if outcome.decision is None:
                 raise RuntimeError(f"run failed: {outcome.statuses[-1]['message']}")

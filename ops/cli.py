@@ -20,7 +20,7 @@ from tideline.registry import Record, TransitionError
 from tideline.settings import Settings
 
 import services
-from ops import control, demo, tail
+from ops import control, demo, monitoring, tail
 from ops.stack import local
 
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
@@ -34,6 +34,8 @@ app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 monitor_app = typer.Typer(no_args_is_help=True, help="What the monitor sees, for operators.")
 app.add_typer(monitor_app, name="monitor")
+prometheus_app = typer.Typer(no_args_is_help=True, help="Prometheus for the services.")
+app.add_typer(prometheus_app, name="prometheus")
 
 console = Console()
 
@@ -276,7 +278,10 @@ def models_train(
     with console.status(f"training {name}..."):
         try:
             outcome = asyncio.run(
-                control.train(Settings(), name, _operator(), reason, max_rows, params)
+                control.train(
+                    Settings(),
+                    control.TrainingOrder(name, _operator(), reason, max_rows, params),
+                )
             )
         except (TidelineError, OSError) as exc:
             raise _fail(exc) from exc
@@ -293,18 +298,52 @@ def models_train(
 @monitor_app.command("tail")
 def monitor_tail(
     from_beginning: Annotated[
-        bool, typer.Option(help="from the first record kept, not from now")
+        bool, typer.Option(help="from the first record kept (in time order), not from now")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="stop after this many records")] = None,
+    kind: Annotated[
+        list[tail.Kind] | None, typer.Option(help="only these kinds (repeat the option)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="only this model's records")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
 ) -> None:
-    """Follow monitor.metrics and monitor.drift (with the trainer's and registry's records)."""
+    """Follow monitor.metrics and monitor.drift, with the trainer's, the registry's and the
+    dead letters in between: one line a record, never wrapped."""
     _quiet_kafka_client()
+    out = Console(soft_wrap=True, highlight=False)
     try:
-        asyncio.run(tail.tail(Settings(), console, from_beginning, limit))
+        asyncio.run(
+            tail.tail(
+                Settings(), out, from_beginning, limit, set(kind or tail.Kind), model, as_json
+            )
+        )
     except KeyboardInterrupt:
         pass
     except TidelineError as exc:
         raise _fail(exc) from exc
+
+
+@prometheus_app.command("config")
+def prometheus_config(
+    interval: Annotated[str, typer.Option(help="scrape and rule evaluation interval")] = "5s",
+) -> None:
+    """Print a prometheus.yml that scrapes the six services on their metrics ports and loads
+    the shipped alerting rules (ops/prometheus/rules.yml, beside it)."""
+    print(monitoring.config(interval=interval), end="")
+
+
+@app.command("console")
+def console_command(
+    port: Annotated[int | None, typer.Option(help="default: TIDELINE_CONSOLE_PORT or 8700")] = None,
+) -> None:
+    """The ops console: a web page of the loop's topics and the services' health, live."""
+    from ops.console import app as console_app  # FastAPI and plotly: only for this command
+    from ops.console.settings import ConsoleSettings
+
+    _quiet_kafka_client()
+    own = ConsoleSettings() if port is None else ConsoleSettings(port=port)
+    console.print(f"the console is on http://{own.host}:{own.port}/ (Ctrl-C stops it)")
+    console_app.serve(Settings(), own)
 
 
 @app.command("demo")
@@ -329,12 +368,15 @@ def demo_command(
 
 
 @app.command("run")
-def run(name: Annotated[str, typer.Argument(help=f"one of: {', '.join(services.NAMES)}")]) -> None:
+def run(
+    name: Annotated[
+        str, typer.Argument(help=f"one of: {', '.join(services.NAMES + services.OPTIONAL)}")
+    ],
+) -> None:
     """Run one service in the foreground."""
-    if name not in services.NAMES:
-        console.print(
-            f"[red]error:[/red] unknown service {name!r}; one of {', '.join(services.NAMES)}"
-        )
+    known = services.NAMES + services.OPTIONAL
+    if name not in known:
+        console.print(f"[red]error:[/red] unknown service {name!r}; one of {', '.join(known)}")
         raise typer.Exit(code=2)
     try:
         service.run(services.declared(name))

@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,33 +103,48 @@ async def command(
 
 
 @dataclass(frozen=True)
+class TrainingOrder:
+    """What a tideline.TrainingRequest asks for."""
+
+    model_name: str
+    requested_by: str
+    reason: str = "requested"
+    max_rows: int | None = None  # the last N labelled events
+    params: dict[str, str] = field(default_factory=dict)  # overrides of the model's
+
+    def record(self) -> Record:
+        return {
+            "request_id": uuid.uuid4().hex,
+            "model_name": self.model_name,
+            "reason": self.reason,
+            "requested_by": self.requested_by,
+            "requested_at": datetime.now(UTC),
+            "max_rows": self.max_rows,
+            "params": self.params,
+        }
+
+
+async def request_training(settings: Settings, order: TrainingOrder) -> Record:
+    """Send the order's tideline.TrainingRequest and return it; its statuses come on
+    trainer.status."""
+    request = order.record()
+    await _send(settings, REQUESTS, order.model_name, request)
+    return request
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
     statuses: list[Record]  # the run's tideline.TrainerStatus records
     decision: Record | None  # the registry's verdict; None if no candidate was published
 
 
 async def train(
-    settings: Settings,
-    model_name: str,
-    requested_by: str,
-    reason: str = "requested",
-    max_rows: int | None = None,
-    params: dict[str, str] | None = None,
-    timeout_s: float = 600,
+    settings: Settings, order: TrainingOrder, timeout_s: float = 600
 ) -> TrainingOutcome:
     """Ask for a run and wait for its end: the trainer's statuses and the gate's verdict."""
-    request: dict[str, Any] = {
-        "request_id": uuid.uuid4().hex,
-        "model_name": model_name,
-        "reason": reason,
-        "requested_by": requested_by,
-        "requested_at": datetime.now(UTC),
-        "max_rows": max_rows,
-        "params": params or {},
-    }
     statuses = await _Watch.open(settings, STATUS)
     updates = await _Watch.open(settings, UPDATES)
-    await _send(settings, REQUESTS, model_name, request)
+    request = await request_training(settings, order)
 
     def mine(records: list[Record]) -> list[Record]:
         return [r for r in records if r["trigger"]["id"] == request["request_id"]]

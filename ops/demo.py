@@ -39,6 +39,7 @@ HTTP_PORT = 8000
 SERVICE_ENV = {
     "TIDELINE_MONITOR_INTERVAL": "2s",
     "TIDELINE_MONITOR_MIN_SAMPLES": "300",
+    "TIDELINE_MONITOR_EVENT_TIME_BUCKET": "5s",
     "TIDELINE_TRAINER_DRIFT_LABELS": "1000",
     "TIDELINE_TRAINER_LABEL_POLL": "0.5s",
 }
@@ -291,7 +292,9 @@ async def loop(
                     f"ingest refused {broken} broken records: see {dlq.TOPIC.full_name(settings)}"
                 )
                 observer.note(f"{plan.bootstrap} labelled events in: asking for a first model")
-                outcome = await control.train(settings, definition.name, "demo", "bootstrap")
+                outcome = await control.train(
+                    settings, control.TrainingOrder(definition.name, "demo", "bootstrap")
+                )
                 if outcome.decision is None or outcome.decision["action"] != "promoted":
                     raise TimeoutError(f"the first model was not promoted: {outcome}")
                 first = outcome.decision["model"]["version"]
@@ -366,6 +369,10 @@ def run(
     try:
         asyncio.run(kafka.create_topics(settings))
         console.print(f"topics: {settings.topic_prefix}*; six services starting")
+        console.print(
+            f"to watch it in a browser: TIDELINE_TOPIC_PREFIX={settings.topic_prefix}"
+            " .venv/bin/tideline console, then http://127.0.0.1:8700/"
+        )
         env = SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": str(HTTP_PORT)}
         logs = settings.home / "logs"
         with launcher.running(services.NAMES, settings, definition_path, env, logs) as running:

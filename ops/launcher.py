@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from prometheus_client.parser import text_string_to_metric_families
 from tideline.settings import Settings
 
 import services
+from ops import scrape
 
 
 def free_port() -> int:
@@ -153,17 +153,8 @@ def metric(port: int, sample: str, **labels: str) -> float:
 
     0 while its metrics endpoint does not answer (not started yet, or gone).
     """
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        found.value
-        for family in text_string_to_metric_families(text)
-        for found in family.samples
-        if found.name == sample and labels.items() <= found.labels.items()
-    )
+    found = scrape.scrape(f"http://127.0.0.1:{port}/metrics")
+    return 0.0 if found is None else found.total(sample, **labels)
 
 
 def wait_metric(

@@ -2,25 +2,40 @@
 
 Each `monitor.metrics` record is a line (volume, labels, live performance, the most
 drifted features, latency); each `monitor.drift` event stands out in red; the
-trainer's statuses and the registry's decisions come in between, so the whole loop
-reads in order in one terminal, with no other tool.
+trainer's statuses, the registry's decisions and dead letters come in between, in
+time order across topics, so the whole loop reads in one terminal with no other tool.
+Piped, a record is one line, never wrapped; `--json` gives one JSON object a line.
 """
 
-import asyncio
-from collections.abc import AsyncGenerator
+import json
 from contextlib import aclosing
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from aiokafka import ConsumerRecord
 from rich.console import Console
-from tideline import catalog, streams
+from rich.markup import escape
 from tideline.settings import Settings
 
-TOPICS = {
-    name: catalog.topic(name)
-    for name in ("monitor.metrics", "monitor.drift", "trainer.status", "models.updated")
-}
+from ops import records
+
+
+class Kind(StrEnum):
+    METRICS = "metrics"
+    DRIFT = "drift"
+    TRAINER = "trainer"
+    REGISTRY = "registry"
+    DEAD_LETTER = "dead-letter"
+
+
+KINDS = dict(
+    zip(
+        ("monitor.metrics", "monitor.drift", "trainer.status", "models.updated", "dead-letters"),
+        Kind,
+        strict=True,
+    )
+)
+TOPICS = tuple(KINDS)
 Record = dict[str, Any]
 
 
@@ -71,53 +86,70 @@ def render(topic: str, record: Record) -> str:
             f"{_clock(record['at'])} [cyan]trainer[/] {record['model_name']}: {record['state']}"
             f" ({record['trigger']['kind']}) {record['message']}"
         )
+    if topic == "dead-letters":
+        return (
+            f"{_clock(record['failed_at'])} [magenta]dead letter[/] from {record['service']}:"
+            f" {record['source_topic']}/{record['source_partition']}@{record['source_offset']}"
+            f" {record['stage']} {record['error_class']}: {escape(_one_line(record['error_message']))}"
+        )
     model = record["model"]
     return (
         f"{_clock(record['at'])} [green]registry[/] {model['model_name']} v{model['version']}:"
-        f" {record['action']} -> {model['state']} ({record['reason']})"
+        f" {record['action']} -> {model['state']} ({escape(_one_line(record['reason']))})"
     )
 
 
-async def _merged(
-    settings: Settings, from_beginning: bool
-) -> AsyncGenerator[tuple[str, ConsumerRecord[bytes, bytes]], None]:
-    queue: asyncio.Queue[tuple[str, ConsumerRecord[bytes, bytes]]] = asyncio.Queue()
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
-    async def pump(name: str) -> None:
-        topic = TOPICS[name].full_name(settings)
-        start = None
-        if not from_beginning:
-            start = {r.partition: r.end for r in await streams.offset_ranges(settings, topic)}
-        async with aclosing(streams.follow(settings, topic, start)) as found:
-            async for message in found:
-                await queue.put((name, message))
 
-    pumps = [asyncio.create_task(pump(name)) for name in TOPICS]
-    try:
-        while True:
-            getting = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait([getting, *pumps], return_when=asyncio.FIRST_COMPLETED)
-            if getting in done:
-                yield getting.result()
-                continue
-            getting.cancel()
-            for task in done:
-                await task  # a pump that ended raised: let it show
-    finally:
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+def model_of(topic: str, record: Record) -> str | None:
+    """The model a record concerns; None for dead letters."""
+    if topic == "models.updated":
+        return str(record["model"]["model_name"])
+    return None if topic == "dead-letters" else str(record["model_name"])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def as_json(topic: str, record: Record) -> str:
+    return json.dumps({"topic": topic, "kind": str(KINDS[topic]), "record": record}, default=_plain)
 
 
 async def tail(
-    settings: Settings, console: Console, from_beginning: bool, limit: int | None
+    settings: Settings,
+    console: Console,
+    from_beginning: bool,
+    limit: int | None,
+    kinds: set[Kind] | None = None,
+    model: str | None = None,
+    as_json_lines: bool = False,
 ) -> None:
-    """Print each record of the monitor topics (and the loop's others) as it comes."""
-    bound = {name: topic.bind(settings) for name, topic in TOPICS.items()}
+    """Print each record of the loop's topics as it comes, `kinds` and `model` only if given."""
+    names = [t for t in TOPICS if kinds is None or KINDS[t] in kinds]
     shown = 0
-    async with aclosing(_merged(settings, from_beginning)) as records:
-        async for name, message in records:
-            console.print(render(name, bound[name].decode(message.value)))
+    async with aclosing(records.merged(settings, names, history=from_beginning)) as found:
+        async for seen in found:
+            if seen.record is None:
+                line = f"unreadable record on {seen.topic}: {seen.error}"
+                if as_json_lines:
+                    line = json.dumps({"topic": seen.topic, "error": seen.error})
+                console.print(line, markup=False, highlight=False)
+            elif model is not None and model_of(seen.topic, seen.record) != model:
+                continue
+            elif as_json_lines:
+                console.print(as_json(seen.topic, seen.record), markup=False, highlight=False)
+            else:
+                console.print(render(seen.topic, seen.record))
             shown += 1
             if limit is not None and shown >= limit:
                 return

@@ -36,7 +36,7 @@ def categorical_bins(categories: Sequence[str], values: Sequence[Any]) -> list[i
     return found
 
 
-def _shares(counts: Sequence[int]) -> list[float]:
+def shares(counts: Sequence[int]) -> list[float]:
     total = sum(counts)
     return [c / total if total else 0.0 for c in counts]
 
@@ -57,7 +57,7 @@ def numeric(name: str, values: Sequence[float]) -> dict[str, Any]:
         "sample_size": len(data),
         "edges": edges,
         "categories": [],
-        "proportions": _shares(numeric_bins(edges, data.tolist())),
+        "proportions": shares(numeric_bins(edges, data.tolist())),
         "quantiles": quantiles,
     }
 
@@ -73,6 +73,6 @@ def categorical(name: str, values: Sequence[Any]) -> dict[str, Any]:
         "sample_size": len(values),
         "edges": [],
         "categories": categories,
-        "proportions": _shares(categorical_bins(categories, values)),
+        "proportions": shares(categorical_bins(categories, values)),
         "quantiles": [],
     }

@@ -30,6 +30,10 @@ class Model:
     # when each version last changed, in apply order: the topic is compacted to one
     # record per version, and this order survives compaction
     changed: dict[int, int] = field(default_factory=dict)
+    paused: bool = False  # automatic promotion; see `pause`
+
+
+POLICY = ("paused", "resumed")  # actions on the model's promotion, not on a version
 
 
 class Registry:
@@ -40,6 +44,9 @@ class Registry:
     def apply(self, update: Record) -> None:
         version = update["model"]
         model = self.models.setdefault(version["model_name"], Model())
+        if update["action"] in POLICY:
+            model.paused = update["action"] == "paused"
+            return
         model.versions[version["version"]] = version
         self._applied += 1
         model.changed[version["version"]] = self._applied
@@ -113,9 +120,23 @@ class Registry:
         target = self.version(name, number)
         if not challenger:
             return [_update(target, "rejected", [], "rejected", reason, decided_by, at)]
+        return self._challenger(target, "rejected", "challenger", reason, decided_by, at)
+
+    def hold(
+        self, name: str, number: int, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
+        """`number` passed the gate while promotion is paused: the challenger, still a
+        candidate, until an operator promotes it."""
+        return self._challenger(
+            self.version(name, number), "candidate", "held", reason, decided_by, at
+        )
+
+    def _challenger(
+        self, target: Record, state: str, action: str, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
         updates = []
-        current = self.challenger(name)
-        if current is not None and current["version"] != number:
+        current = self.challenger(target["model_name"])
+        if current is not None and current["version"] != target["version"]:
             aliases = [a for a in current["aliases"] if a != "challenger"]
             updates.append(
                 _update(
@@ -123,15 +144,31 @@ class Registry:
                     current["state"],
                     aliases,
                     "replaced",
-                    f"v{number} is the challenger",
+                    f"v{target['version']} is the challenger",
                     decided_by,
                     at,
                 )
             )
-        updates.append(
-            _update(target, "rejected", ["challenger"], "challenger", reason, decided_by, at)
-        )
+        updates.append(_update(target, state, ["challenger"], action, reason, decided_by, at))
         return updates
+
+    def paused(self, name: str) -> bool:
+        return self.models.get(name, Model()).paused
+
+    def pause(
+        self, name: str, pause: bool, reason: str, decided_by: str, at: datetime
+    ) -> list[Record]:
+        """Pause (or resume) automatic promotion of `name`."""
+        model = self.models.get(name)
+        if model is None or not model.versions:
+            raise TransitionError(f"{name} has no versions yet")
+        if model.paused == pause:
+            raise TransitionError(
+                f"{name}'s promotion is already {'paused' if pause else 'automatic'}"
+            )
+        latest = model.versions[max(model.versions)]  # carried as it is: the record needs one
+        action = "paused" if pause else "resumed"
+        return [_update(latest, latest["state"], latest["aliases"], action, reason, decided_by, at)]
 
     def archive(
         self, name: str, number: int, reason: str, decided_by: str, at: datetime
@@ -159,9 +196,11 @@ class Registry:
             if number is None:
                 raise TransitionError("archive needs a version")
             updates = self.archive(name, number, reason, by, at)
+        elif order["action"] in ("pause", "resume"):
+            updates = self.pause(name, order["action"] == "pause", reason, by, at)
         else:
             raise TransitionError(
-                f"unknown action {order['action']!r}: promote, rollback or archive"
+                f"unknown action {order['action']!r}: promote, rollback, archive, pause or resume"
             )
         # the command's id names its updates, so whoever sent it can find the outcome
         return [u | {"update_id": f"{order['command_id']}-{i}"} for i, u in enumerate(updates)]
@@ -173,6 +212,15 @@ class Registry:
             for _, model in sorted(self.models.items())
             for number in sorted(model.versions)
         ]
+
+
+def key(update: Record) -> str:
+    """The record's Kafka key: one per version (`name:version`), and one for the model's
+    promotion policy, so compaction keeps the latest of each."""
+    model = update["model"]
+    if update["action"] in POLICY:
+        return f"{model['model_name']}:promotion"
+    return f"{model['model_name']}:{model['version']}"
 
 
 def _update(

@@ -8,6 +8,7 @@ which writes every record a job refuses to the dead-letter topic.
 """
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import threadpoolctl
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from prometheus_client import Counter, Gauge, start_http_server
 from pythonjsonlogger.json import JsonFormatter
 
@@ -32,6 +33,14 @@ LAST_POLL = Gauge(
     "tideline_last_poll_timestamp_seconds",
     "When the service last polled Kafka: its liveness signal.",
     ["service"],
+)
+CONSUMED = Counter(
+    "tideline_records_consumed_total", "Records polled, by topic: throughput.", ["service", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "tideline_consumer_lag",
+    "Records between the service's position and the end of each partition it is assigned.",
+    ["service", "topic", "partition"],
 )
 DEAD_LETTERS = Counter(
     "tideline_dead_letters_total",
@@ -144,7 +153,11 @@ async def serve(declared: Service[S]) -> None:
 async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
     settings, name = context.settings, declared.name
     dead_letters = context.topic(dlq.TOPIC).name
-    consumer = kafka.consumer(settings, group_id=declared.group(settings, context.own))
+    consumer = kafka.consumer(
+        settings,
+        group_id=declared.group(settings, context.own),
+        auto_offset_reset=context.own.offset_reset,
+    )
     consumed = [context.topic(t).name for t in declared.consumes]
     if job.listener is None:
         consumer.subscribe(consumed)
@@ -157,11 +170,47 @@ async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
         key, value, headers = dlq.dead_letter(source, rejection, name)
         return streams.Produce(dead_letters, key, value, None, tuple(headers))
 
+    lag = _Lag(name, consumer)
+
+    async def polled(messages: streams.Messages) -> None:
+        heartbeat(name)
+        # per batch and topic: a labelled counter's increment costs a lock each time
+        for topic, count in collections.Counter(m.topic for m in messages).items():
+            CONSUMED.labels(name, topic).inc(count)
+        await lag.measure()
+
     async with kafka.started(consumer):
         log.info("consuming %s as %s", consumed, declared.group(settings, context.own))
-        await streams.run(
-            consumer, context.producer, job, dead_letter, context.stop, lambda: heartbeat(name)
-        )
+        await streams.run(consumer, context.producer, job, dead_letter, context.stop, polled)
+
+
+@dataclass
+class _Lag:
+    """`tideline_consumer_lag` per assigned partition, refreshed at most once a second."""
+
+    service: str
+    consumer: AIOKafkaConsumer
+    every_s: float = 1.0
+    _next: float = 0.0
+    _shown: set[tuple[str, int]] = field(default_factory=set)
+
+    async def measure(self) -> None:
+        if (now := time.monotonic()) < self._next:
+            return
+        self._next = now + self.every_s
+        shown = set()
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is None:  # nothing fetched from it yet
+                continue
+            position = await self.consumer.position(tp)
+            CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                max(0, end - position)
+            )
+            shown.add((tp.topic, tp.partition))
+        for topic, partition in self._shown - shown:  # revoked: no stale figure
+            CONSUMER_LAG.remove(self.service, topic, str(partition))
+        self._shown = shown
 
 
 def quiet_gc() -> None:

@@ -1,6 +1,7 @@
 """Settings shared by every Tideline process, read from TIDELINE_* environment variables."""
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -53,4 +54,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(default=0, description="Prometheus /metrics; 0 turns it off.")
     group_id: str | None = Field(
         default=None, description="Its consumer group; default: the topic prefix + its name."
+    )
+    offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a consumer group with no committed offsets starts reading.",
     )

@@ -49,6 +49,10 @@ Messages: TypeAlias = list[Message]
 Offsets = dict[TopicPartition, int]
 
 
+async def _idle(messages: Messages) -> None:
+    pass
+
+
 async def _nothing() -> Outcome:
     return Outcome()
 
@@ -75,7 +79,7 @@ async def run(
     job: Job,
     dead_letter: DeadLetter,
     stop: asyncio.Event,
-    on_poll: Callable[[], None] = lambda: None,
+    on_poll: Callable[[Messages], Awaitable[None]] = _idle,
 ) -> None:
     """Until `stop` is set: poll a batch, hand it to the job, send its outputs and the
     dead letters of what it refused, commit.
@@ -120,8 +124,8 @@ async def run(
     try:
         while not stop.is_set() and not committer.done():
             batches = await consumer.getmany(timeout_ms=200, max_records=job.max_records)
-            on_poll()
             messages = [message for batch in batches.values() for message in batch]
+            await on_poll(messages)
             pending = await send(await job.handle(messages)) if messages else []
             pending += await send(await job.tick())
             handled |= {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}

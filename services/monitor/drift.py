@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from tideline.distributions import categorical_bins, numeric_bins
+from tideline.distributions import categorical_bins, numeric_bins, shares
 
 # An empty bin would make PSI infinite: shares are floored at this.
 EPSILON = 1e-4
@@ -65,12 +65,17 @@ def compare(reference: dict[str, Any], values: Sequence[Any]) -> dict[str, Any]:
         "ks": None,
         "chi2": None,
         "p_value": None,
+        "proportions": [],
     }
     if reference["kind"] == "numeric":
         data = [float(v) for v in values if v is not None and v == v]
         found["sample_size"] = len(data)
         if data and reference["quantiles"]:
-            found["psi"] = psi(reference["proportions"], numeric_bins(reference["edges"], data))
+            counts = numeric_bins(reference["edges"], data)
+            found["psi"], found["proportions"] = (
+                psi(reference["proportions"], counts),
+                shares(counts),
+            )
             found["ks"], found["p_value"] = ks(reference["quantiles"], data)
         return found
     found["sample_size"] = len(values)
@@ -81,6 +86,6 @@ def compare(reference: dict[str, Any], values: Sequence[Any]) -> dict[str, Any]:
         if unseen:  # categories training never saw (and no OTHER bin took them): a bin of their own
             expected.append(0.0)
             counts.append(unseen)
-        found["psi"] = psi(expected, counts)
+        found["psi"], found["proportions"] = psi(expected, counts), shares(counts)
         found["chi2"], found["p_value"] = chi2(expected, counts)
     return found

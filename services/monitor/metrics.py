@@ -1,14 +1,42 @@
-"""Prometheus metrics of the monitor service."""
+"""Prometheus metrics of the monitor service: each figure of a model names it and its version."""
 
 from prometheus_client import Counter, Gauge
 
-RECORDS = Counter("tideline_monitor_records_total", "Records read, by topic.", ["topic"])
-DRIFT_EVENTS = Counter("tideline_monitor_drift_events_total", "Drift events published.", ["kind"])
-PSI = Gauge("tideline_monitor_psi", "Latest PSI per feature against the champion.", ["feature"])
+DRIFT_EVENTS = Counter(
+    "tideline_monitor_drift_events_total",
+    "Drift events published, by the version they were found on.",
+    ["model", "version", "kind"],
+)
+PSI = Gauge(
+    "tideline_monitor_psi",
+    "Latest PSI per feature against the champion's reference.",
+    ["model", "version", "feature"],
+)
 PERFORMANCE = Gauge(
     "tideline_monitor_performance",
     "Live performance per model version over the performance window.",
-    ["version", "metric"],
+    ["model", "version", "metric"],
 )
-PENDING = Gauge("tideline_monitor_pending_joins", "Predictions and labels waiting for each other.")
-CHAMPION = Gauge("tideline_monitor_champion_version", "The champion version being watched.")
+FLOOR = Gauge(
+    "tideline_monitor_performance_floor",
+    "The champion's floor on the monitored metric (accuracy; for MAE, a ceiling).",
+    ["model", "version", "metric"],
+)
+LABEL_COVERAGE = Gauge(
+    "tideline_monitor_label_coverage",
+    "Share of the last interval's scored events whose label has joined (champion).",
+    ["model", "version"],
+)
+LABEL_DELAY = Gauge(
+    "tideline_monitor_label_delay_seconds",
+    "Median delay from a prediction's event time to its label, over the last interval.",
+    ["model", "version"],
+)
+PENDING = Gauge(
+    "tideline_monitor_pending_joins",
+    "Predictions and labels waiting for each other.",
+    ["model"],
+)
+CHAMPION = Gauge(
+    "tideline_monitor_champion_version", "The champion version being watched.", ["model"]
+)

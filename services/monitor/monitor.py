@@ -52,6 +52,8 @@ class Interval:
     label_delays: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     versions: set[int] = field(default_factory=set)  # with labelled predictions
+    # (version, bucket start ms) -> [labelled, errors]: performance by event time
+    by_event_time: dict[tuple[int, int], list[float]] = field(default_factory=dict)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -63,6 +65,7 @@ class Monitor:
         self.project, self.name, self.own = project, name, own
         self.task = project.label.task
         self.metric = "accuracy" if self.task == "classification" else "mae"
+        self.bucket_ms = max(1, int(own.event_time_bucket.total_seconds() * 1000))
         self.vectors: deque[tuple[int, dict[str, Any]]] = deque(maxlen=own.drift_window)
         self.joiner = Joiner(own.join_window.total_seconds())
         self.performance: dict[int, deque[tuple[Any, float, int]]] = {}
@@ -133,14 +136,20 @@ class Monitor:
         window = self.performance.setdefault(version, deque(maxlen=self.own.performance_window))
         window.append((joined.label, prediction["score"], prediction["event_time"]))
         interval.versions.add(version)
-        champion = self.champion
-        if champion is None or not self._is_champions(prediction, champion):
-            return
-        champion.latest_event_time = max(champion.latest_event_time, prediction["event_time"])
         if self.task == "classification":
             error = float((prediction["score"] >= 0.5) != bool(joined.label))
         else:
             error = abs(prediction["score"] - float(joined.label))
+        width = self.bucket_ms
+        bucket = interval.by_event_time.setdefault(
+            (version, prediction["event_time"] // width * width), [0, 0.0]
+        )
+        bucket[0] += 1
+        bucket[1] += error
+        champion = self.champion
+        if champion is None or not self._is_champions(prediction, champion):
+            return
+        champion.latest_event_time = max(champion.latest_event_time, prediction["event_time"])
         detector = champion.errors.update(error)
         if detector is not None:
             holdout = champion.version["metrics"].get(self.metric, math.nan)
@@ -239,6 +248,14 @@ class Monitor:
             "performance": performance,
             "features": features,
             "prediction_drift": prediction_drift,
+            "psi_threshold": self.own.psi_threshold,
+            "performance_floor": self._floor(version),
+            "pending_joins": self.joiner.pending,
+            "by_event_time": [
+                {"start": start, "width_ms": self.bucket_ms, "labelled": int(n), "errors": errors}
+                for (v, start), (n, errors) in sorted(interval.by_event_time.items())
+                if v == version
+            ],
         }
 
     def _performance(self, version: int) -> dict[str, float]:
@@ -269,8 +286,7 @@ class Monitor:
         if live is None:
             return
         sign = 1 if HIGHER_IS_BETTER[self.metric] else -1  # MAE: the floor is a ceiling
-        relative = None if holdout is None else holdout - sign * self.own.floor_margin
-        limits = [x for x in (self.own.floor, relative) if x is not None]
+        limits = self._limits(champion)
         below = any(sign * (live - limit) < 0 for limit in limits)
         if self.alarms["performance"].check(below):
             window = self.performance[champion.number]
@@ -283,6 +299,20 @@ class Monitor:
                 window_end=champion.latest_event_time,
                 details={f"live_{self.metric}": f"{live:.4f}", "limits": str(limits)},
             )
+
+    def _limits(self, champion: Champion) -> list[float]:
+        """The floors of the monitored metric: the configured one, and the champion's
+        holdout figure less the margin (for MAE, ceilings)."""
+        holdout = champion.version["metrics"].get(self.metric)
+        sign = 1 if HIGHER_IS_BETTER[self.metric] else -1
+        relative = None if holdout is None else holdout - sign * self.own.floor_margin
+        return [x for x in (self.own.floor, relative) if x is not None]
+
+    def _floor(self, version: int) -> float | None:
+        champion = self.champion
+        if champion is None or champion.number != version or not (limits := self._limits(champion)):
+            return None
+        return max(limits) if HIGHER_IS_BETTER[self.metric] else min(limits)
 
     def _check_distributions(
         self,

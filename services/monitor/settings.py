@@ -29,6 +29,10 @@ class MonitorSettings(ServiceSettings):
         default=timedelta(minutes=10),
         description="How long a prediction waits for its label (and a label for its prediction).",
     )
+    event_time_bucket: Duration = Field(
+        default=timedelta(minutes=1),
+        description="Live performance by event time: the width of a bucket of prediction times.",
+    )
     psi_threshold: float = Field(default=0.25, description="Data drift above this PSI...")
     psi_clear: float = Field(default=0.1, description="...and over again below this one.")
     confirm: int = Field(

@@ -8,7 +8,6 @@ interval, once its records are acknowledged.
 
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 
@@ -51,9 +50,6 @@ class Watch:
 
     async def handle(self, messages: streams.Messages) -> streams.Outcome:
         outcome, now = streams.Outcome(), time.monotonic()
-        # counted per batch: a labelled counter's increment costs a lock each time
-        for topic, count in Counter(m.topic for m in messages).items():
-            metrics.RECORDS.labels(topic).inc(count)
         for message in messages:
             try:
                 self.read(message, now)
@@ -80,7 +76,7 @@ class Watch:
         if now < self.next_tick:
             return streams.Outcome()
         self.next_tick, self.ticked = now + self.interval_s, True
-        found = _observed(self.monitor.tick(now, _now_ms()))
+        found = _observed(self.monitor.tick(now, _now_ms()), self.monitor.metric)
         # the tick's drift events after its metrics
         return streams.Outcome([self._produce(self.metrics, r) for r in found] + self._drained())
 
@@ -92,7 +88,8 @@ class Watch:
     def _drained(self) -> list[streams.Produce]:
         out = []
         for event in self.monitor.drain(_now_ms()):
-            metrics.DRIFT_EVENTS.labels(event["kind"]).inc()
+            model, version = event["model_name"], str(event["model_version"])
+            metrics.DRIFT_EVENTS.labels(model, version, event["kind"]).inc()
             log.warning("drift: %s", {k: v for k, v in event.items() if k != "details"})
             out.append(self._produce(self.drift, event))
         return out
@@ -102,14 +99,28 @@ class Watch:
         return streams.Produce(topic.name, str(record["model_name"]).encode(), topic.encode(record))
 
 
-def _observed(records: list[Record]) -> list[Record]:
-    """The records, after putting their figures on the Prometheus gauges too."""
+def _observed(records: list[Record], metric: str) -> list[Record]:
+    """The records, after putting their figures on the Prometheus gauges too (`metric`:
+    the one the floor is on)."""
     for record in records:
-        for metric, value in record["performance"].items():
-            metrics.PERFORMANCE.labels(str(record["model_version"]), metric).set(value)
+        model, version = record["model_name"], str(record["model_version"])
+        for name, value in record["performance"].items():
+            metrics.PERFORMANCE.labels(model, version, name).set(value)
+        if not record["features"]:
+            continue  # another version's: performance only
+        metrics.PSI.clear()  # the champion's features only, not a former champion's
         for feature in record["features"]:
             if feature["psi"] is not None:
-                metrics.PSI.labels(feature["feature"]).set(feature["psi"])
+                metrics.PSI.labels(model, version, feature["feature"]).set(feature["psi"])
+        metrics.PENDING.labels(model).set(record["pending_joins"])
+        if record["performance_floor"] is not None:
+            metrics.FLOOR.clear()  # the champion's only
+            metrics.FLOOR.labels(model, version, metric).set(record["performance_floor"])
+        if record["volume"]:
+            coverage = min(1.0, record["labelled"] / record["volume"])
+            metrics.LABEL_COVERAGE.labels(model, version).set(coverage)
+        if record["label_delay_ms_p50"] is not None:
+            metrics.LABEL_DELAY.labels(model, version).set(record["label_delay_ms_p50"] / 1000)
     return records
 
 
@@ -122,7 +133,7 @@ async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[servic
     def watch(state: Registry) -> None:
         monitor.set_versions([v for v in state.listing() if v["model_name"] == name])
         if monitor.champion is not None:
-            metrics.CHAMPION.set(monitor.champion.number)
+            metrics.CHAMPION.labels(name).set(monitor.champion.number)
 
     async with aclosing(ModelClient(context.settings).states()) as states:
         watch(await anext(states))  # the champion as of now, before any prediction is read

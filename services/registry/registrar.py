@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tideline import artifacts, catalog, dlq, learners, service, streams, training
+from tideline import artifacts, catalog, dlq, learners, registry, service, streams, training
 from tideline.errors import DecodeError
 from tideline.models import UPDATES
 from tideline.project import Project
@@ -67,33 +67,35 @@ class Registrar:
 
     def _publish(self, update: Record) -> streams.Produce:
         version = update["model"]
-        log.info(
-            "%s v%d: %s (%s)",
-            version["model_name"],
-            version["version"],
-            update["action"],
-            update["reason"],
-            extra={"state": version["state"], "aliases": version["aliases"]},
-        )
+        if update["action"] in registry.POLICY:
+            log.info("%s: automatic promotion %s", version["model_name"], update["action"])
+        else:
+            log.info(
+                "%s v%d: %s (%s)",
+                version["model_name"],
+                version["version"],
+                update["action"],
+                update["reason"],
+                extra={"state": version["state"], "aliases": version["aliases"]},
+            )
         self._count_champion(version["model_name"])
         return streams.Produce(
-            self.updates.name,
-            f"{version['model_name']}:{version['version']}".encode(),
-            self.updates.encode(update),
+            self.updates.name, registry.key(update).encode(), self.updates.encode(update)
         )
 
     def _count_champion(self, name: str) -> None:
         champion = self.registry.champion(name)
         metrics.CHAMPION.labels(name).set(0 if champion is None else champion["version"])
+        metrics.PAUSED.labels(name).set(self.registry.paused(name))
 
     def _command(self, order: dict[str, Any]) -> list[Record]:
         try:
             updates = self.registry.carry_out(order, datetime.now(UTC))
         except TransitionError as exc:
             log.warning("command %s refused: %s", order["command_id"], exc)
-            metrics.COMMANDS.labels(order["action"], "refused").inc()
+            metrics.COMMANDS.labels(order["model_name"], order["action"], "refused").inc()
             return []
-        metrics.COMMANDS.labels(order["action"], "done").inc()
+        metrics.COMMANDS.labels(order["model_name"], order["action"], "done").inc()
         return [self._apply(u) for u in updates]
 
     async def _candidate(self, candidate: dict[str, Any]) -> list[Record]:
@@ -102,12 +104,12 @@ class Registrar:
             model = artifacts.load(candidate["artifact"], candidate["artifact_sha256"])
         except artifacts.ArtifactError as exc:
             log.error("candidate %s refused: %s", candidate["candidate_id"], exc)
-            metrics.CANDIDATES.labels("refused").inc()
+            metrics.CANDIDATES.labels(name, "refused").inc()
             return []
         updates: list[Record] = []
         found = self.registry.find(name, candidate["trigger"])
         if found is not None and found["state"] != "candidate":
-            metrics.CANDIDATES.labels("duplicate").inc()
+            metrics.CANDIDATES.labels(name, "duplicate").inc()
             return []
         if found is None:
             ref, chunks = artifacts.chunks(candidate["artifact"], self.settings)
@@ -162,11 +164,17 @@ class Registrar:
             self.project.features.version,
             version["feature_version"],
         )
-        metrics.GATE_SECONDS.observe(time.perf_counter() - started)
+        metrics.GATE_SECONDS.labels(name).observe(time.perf_counter() - started)
         if not decision.promote:
             return self._rejected(version, decision.reason, challenger=bool(decision.candidate))
-        metrics.CANDIDATES.labels("promoted").inc()
         at = datetime.now(UTC)
+        if self.registry.paused(name):
+            metrics.CANDIDATES.labels(name, "held").inc()
+            reason = f"{decision.reason}; automatic promotion is paused: promote it by hand"
+            return [
+                self._apply(u) for u in self.registry.hold(name, number, reason, DECIDED_BY, at)
+            ]
+        metrics.CANDIDATES.labels(name, "promoted").inc()
         return [
             self._apply(u)
             for u in self.registry.promote(
@@ -176,7 +184,9 @@ class Registrar:
 
     def _rejected(self, version: Record, reason: str, challenger: bool) -> list[Record]:
         challenger = challenger and self.own.challenger
-        metrics.CANDIDATES.labels("challenger" if challenger else "rejected").inc()
+        metrics.CANDIDATES.labels(
+            version["model_name"], "challenger" if challenger else "rejected"
+        ).inc()
         updates = self.registry.reject(
             version["model_name"],
             version["version"],

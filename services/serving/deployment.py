@@ -43,7 +43,7 @@ class Deployment:
         challenger = state.challenger(self.name) if self.shadow else None
         if challenger is None:
             self.challenger = None
-            metrics.VERSION.labels("challenger").set(0)
+            metrics.VERSION.labels(self.name, "challenger").set(0)
         else:
             self.challenger = await self._wanted(challenger, self.challenger, "challenger")
         if self.champion is not None:
@@ -55,11 +55,11 @@ class Deployment:
         try:
             scorer = Scorer(await self.client.load_version(version), self.project)
         except TidelineError as exc:
-            metrics.LOAD_FAILURES.inc()
+            metrics.LOAD_FAILURES.labels(self.name, str(version["version"])).inc()
             log.error("cannot load %s v%s as %s: %s", self.name, version["version"], role, exc)
             return current
-        metrics.SWAPS.labels(role).inc()
-        metrics.VERSION.labels(role).set(scorer.number)
+        metrics.SWAPS.labels(self.name, str(scorer.number), role).inc()
+        metrics.VERSION.labels(self.name, role).set(scorer.number)
         log.info(
             "%s is now %s v%d (was %s)",
             role,

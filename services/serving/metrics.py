@@ -4,8 +4,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 SCORED = Counter(
     "tideline_serving_predictions_total",
-    "Predictions written, by role (champion, or challenger in shadow).",
-    ["role"],
+    "Predictions written, by version and role (champion, or challenger in shadow).",
+    ["model", "version", "role"],
 )
 LATENCY = Histogram(
     "tideline_serving_latency_seconds",
@@ -17,10 +17,16 @@ BATCH_SECONDS = Histogram(
     "Time to score one poll batch.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
 )
-VERSION = Gauge("tideline_serving_model_version", "The version in use, by role.", ["role"])
-SWAPS = Counter("tideline_serving_swaps_total", "Models swapped in, by role.", ["role"])
+VERSION = Gauge("tideline_serving_model_version", "The version in use, by role.", ["model", "role"])
+SWAPS = Counter(
+    "tideline_serving_swaps_total",
+    "Models swapped in, by version and role.",
+    ["model", "version", "role"],
+)
 LOAD_FAILURES = Counter(
-    "tideline_serving_load_failures_total", "Versions that could not be loaded (kept the last)."
+    "tideline_serving_load_failures_total",
+    "Versions that could not be loaded (kept the last).",
+    ["model", "version"],
 )
 REQUESTS = Histogram(
     "tideline_serving_request_seconds",

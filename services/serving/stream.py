@@ -40,8 +40,12 @@ class Batches:
             if not prediction.shadow:
                 metrics.LATENCY.observe(prediction.latency_ms / 1000)
         scored = sum(not p.shadow for p in batch.predictions)
-        metrics.SCORED.labels("champion").inc(scored)
-        metrics.SCORED.labels("challenger").inc(len(batch.predictions) - scored)
+        name = self.deployment.name
+        metrics.SCORED.labels(name, str(champion.number), "champion").inc(scored)
+        if challenger is not None and len(batch.predictions) > scored:
+            metrics.SCORED.labels(name, str(challenger.number), "challenger").inc(
+                len(batch.predictions) - scored
+            )
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return streams.Outcome(out, batch.rejected)
 

@@ -75,7 +75,7 @@ class Trainer:
                 self.own.min_rows,
             )
             for phase, seconds in fitted.seconds.items():
-                metrics.PHASE_SECONDS.labels(phase).observe(seconds)
+                metrics.PHASE_SECONDS.labels(self.model_name, phase).observe(seconds)
             publish_from = time.perf_counter()
             candidate = self._candidate(trigger, train, holdout, fitted, started)
             await self.producer.send_and_wait(
@@ -83,13 +83,15 @@ class Trainer:
                 self.candidates.encode(candidate),
                 key=self.model_name.encode(),
             )
-            metrics.PHASE_SECONDS.labels("publish").observe(time.perf_counter() - publish_from)
+            metrics.PHASE_SECONDS.labels(self.model_name, "publish").observe(
+                time.perf_counter() - publish_from
+            )
         except TrainingError as exc:
             return await self._failed(trigger, str(exc))
         except Exception as exc:  # a library's error fails the run, not the trainer
             log.exception("run failed")
             return await self._failed(trigger, f"{type(exc).__name__}: {exc}")
-        metrics.RUNS.labels("published").inc()
+        metrics.RUNS.labels(self.model_name, "published").inc()
         await self.status(
             trigger,
             "published",
@@ -103,7 +105,7 @@ class Trainer:
         return True
 
     async def _failed(self, trigger: Trigger, reason: str) -> bool:
-        metrics.RUNS.labels("failed").inc()
+        metrics.RUNS.labels(self.model_name, "failed").inc()
         await self.status(trigger, "failed", reason)
         return False
 
@@ -113,7 +115,7 @@ class Trainer:
         started = time.perf_counter()
         since = None if self.own.window is None else datetime.now(UTC) - self.own.window
         found = await training.read(self.settings, self.project, since)
-        metrics.PHASE_SECONDS.labels("read").observe(time.perf_counter() - started)
+        metrics.PHASE_SECONDS.labels(self.model_name, "read").observe(time.perf_counter() - started)
         return found
 
     async def _await_labels(self, trigger: Trigger, since: datetime) -> training.Read:
@@ -124,9 +126,11 @@ class Trainer:
         while True:
             found = await training.read(self.settings, self.project, since)
             have = len(found.labelled.frame)
-            metrics.LABELS_AWAITED.set(max(0, needed - have))
+            metrics.LABELS_AWAITED.labels(self.model_name).set(max(0, needed - have))
             if have >= needed:
-                metrics.PHASE_SECONDS.labels("wait").observe(time.perf_counter() - started)
+                metrics.PHASE_SECONDS.labels(self.model_name, "wait").observe(
+                    time.perf_counter() - started
+                )
                 return found
             if announced < 0:
                 await self.status(

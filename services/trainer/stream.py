@@ -67,9 +67,9 @@ class Triggers:
         while True:
             trigger: Trigger | None = await self.starts.get()
             while trigger is not None:
-                metrics.RUNNING.set(1)
+                metrics.RUNNING.labels(self.trainer.model_name).set(1)
                 await self.trainer.run(trigger)
-                metrics.RUNNING.set(0)
+                metrics.RUNNING.labels(self.trainer.model_name).set(0)
                 trigger = self.coalescer.finish(time.monotonic())
 
     async def handle(self, messages: streams.Messages) -> streams.Outcome:
@@ -84,7 +84,7 @@ class Triggers:
                 trigger = None
             if trigger is None:
                 self.coalescer.seen((message.topic, message.partition, message.offset))
-                metrics.TRIGGERS.labels("other", "ignored").inc()
+                metrics.TRIGGERS.labels(self.trainer.model_name, "other", "ignored").inc()
                 continue
             await self.offer(trigger)
         return outcome
@@ -102,7 +102,7 @@ class Triggers:
     async def offer(self, trigger: Trigger) -> None:
         coalescer = self.coalescer
         outcome = coalescer.offer(trigger, time.monotonic())
-        metrics.TRIGGERS.labels(trigger.kind, outcome).inc()
+        metrics.TRIGGERS.labels(self.trainer.model_name, trigger.kind, outcome).inc()
         if outcome == "start":
             self.starts.put_nowait(trigger)
         else:

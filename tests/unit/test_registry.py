@@ -156,3 +156,42 @@ def test_commands_are_carried_out_and_their_updates_named_by_the_command() -> No
         registry.carry_out(order | {"version": None}, AT)
     with pytest.raises(TransitionError, match="unknown action 'delete'"):
         registry.carry_out(order | {"action": "delete"}, AT)
+
+
+def test_paused_promotion_holds_a_passing_candidate_and_survives_compaction() -> None:
+    from tideline import registry as registry_module
+
+    registry, log = Registry(), list[dict[str, Any]]()
+    first, second = _registered(registry), _registered(registry)
+    _carry_out(registry, registry.promote("fraud", first, "promoted", "", "gate", AT), log)
+    order = {
+        "command_id": "p1",
+        "action": "pause",
+        "model_name": "fraud",
+        "version": None,
+        "requested_by": "ops",
+        "reason": None,
+        "requested_at": AT,
+    }
+    _carry_out(registry, registry.carry_out(order, AT), log)
+    assert registry.paused("fraud")
+    with pytest.raises(TransitionError, match="already paused"):
+        registry.carry_out(order, AT)
+    _carry_out(registry, registry.hold("fraud", second, "+0.05 f1", "gate", AT), log)
+    held = registry.version("fraud", second)
+    assert (held["state"], held["aliases"]) == ("candidate", ["challenger"])
+    assert registry.champion("fraud")["version"] == first  # type: ignore[index]
+    # compaction keeps the last record per key: the pause has a key of its own
+    keys = [registry_module.key(u) for u in log]
+    assert keys == ["fraud:1", "fraud:promotion", "fraud:2"]
+    compacted = {registry_module.key(u): u for u in log}
+    rebuilt = Registry()
+    for update in sorted(compacted.values(), key=log.index):
+        rebuilt.apply(update)
+    assert rebuilt.paused("fraud")
+    assert rebuilt.listing() == registry.listing()
+    resume = order | {"command_id": "p2", "action": "resume"}
+    _carry_out(registry, registry.carry_out(resume, AT), log)
+    assert not registry.paused("fraud")
+    with pytest.raises(TransitionError, match="has no versions"):
+        Registry().carry_out(order, AT)

@@ -98,7 +98,7 @@ def test_every_service_is_declared_with_catalog_topics() -> None:
 
     import services
 
-    for name in services.NAMES:
+    for name in services.NAMES + services.OPTIONAL:
         declared = services.declared(name)
         assert declared.name == name
         assert declared.consumes, f"{name} consumes nothing"

@@ -53,10 +53,12 @@ async def _champion_and_challenger(
     history = await publish_labelled(settings, CARDS, 1500, start, synthetic.Concept(CARDS, seed=7))
     start_service("trainer", settings, running)
     start_service("registry", settings, running)
-    first = await control.train(settings, NAME, "test", timeout_s=120)
+    first = await control.train(settings, control.TrainingOrder(NAME, "test"), timeout_s=120)
     assert first.decision is not None
     assert first.decision["action"] == "promoted"
-    second = await control.train(settings, NAME, "test", params=WEAK, timeout_s=120)
+    second = await control.train(
+        settings, control.TrainingOrder(NAME, "test", params=WEAK), timeout_s=120
+    )
     assert second.decision is not None
     assert second.decision["action"] == "challenger"
     return start, history

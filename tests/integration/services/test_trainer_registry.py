@@ -43,7 +43,9 @@ async def _stack(settings: Settings, services: list[Service], rows: int, **env: 
 async def _train(
     settings: Settings, params: dict[str, str] | None = None
 ) -> control.TrainingOutcome:
-    return await control.train(settings, NAME, "test", params=params, timeout_s=120)
+    return await control.train(
+        settings, control.TrainingOrder(NAME, "test", params=params or {}), timeout_s=120
+    )
 
 
 def _decode(schema: schemas.Schema, data: bytes) -> dict[str, Any]:
@@ -288,4 +290,4 @@ async def test_a_time_window_trains_on_recent_events_only(
 async def test_without_a_trainer_a_request_says_so_in_time(settings: Settings) -> None:
     await kafka.create_topics(settings)
     with pytest.raises(control.NoAnswerError, match="is `tideline run trainer` running"):
-        await control.train(settings, NAME, "test", timeout_s=2)
+        await control.train(settings, control.TrainingOrder(NAME, "test"), timeout_s=2)

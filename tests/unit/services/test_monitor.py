@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from scipy import stats
-from tideline import distributions, project
+from tideline import catalog, distributions, project
+from tideline.settings import Settings
 
 from services.monitor import drift
 from services.monitor.detectors import Alarm, ErrorStream
@@ -206,3 +207,23 @@ def test_a_champion_that_stays_below_its_holdout_is_performance_drift() -> None:
     (event,) = monitor.drain(now_ms=0)
     assert (event["kind"], event["detector"]) == ("performance", "floor")
     assert float(event["details"]["live_accuracy"]) == pytest.approx(0.7, abs=0.05)
+
+
+def test_metrics_carry_what_a_console_draws_and_fit_their_schema() -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(1)])
+    _run(monitor, 1, error_rate=0.2, count=1150, start=1)  # the last tick was at event 1100
+    (metrics,) = monitor.tick(now=1000, now_ms=1_151_000)
+    topic = catalog.topic("monitor.metrics").bind(Settings())
+    decoded = topic.decode(topic.encode(metrics))
+    assert [b["labelled"] for b in decoded["by_event_time"]] == [39, 11]
+    (amount,) = metrics["features"]
+    assert len(amount["proportions"]) == 10
+    assert sum(amount["proportions"]) == pytest.approx(1)
+    assert metrics["psi_threshold"] == SETTINGS.psi_threshold
+    assert metrics["performance_floor"] == pytest.approx(0.95 - SETTINGS.floor_margin)
+    # the interval's 50 labels by their event time (1101 to 1150 s): minutes 18 and 19
+    first, second = metrics["by_event_time"]
+    assert (first["start"], first["width_ms"], first["labelled"]) == (1_080_000, 60_000, 39)
+    assert (second["start"], second["labelled"]) == (1_140_000, 11)
+    assert 0 < first["errors"] + second["errors"] < 25  # about a fifth are wrong

@@ -1,0 +1,1 @@
+"""`tideline console`: the web page an operator keeps open, reading only Kafka and /metrics."""
