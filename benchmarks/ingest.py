@@ -53,11 +53,17 @@ async def bench(n: int, runs: int) -> None:
             (
                 "aiokafka passthrough",
                 lambda: passthrough(catalog.topic("events").full_name(settings)),
+                None,
             ),
-            ("tideline ingest", lambda: Batches(Ingest(proj, timedelta(hours=1)), settings).handle),
+            (
+                "tideline ingest",
+                lambda: Batches(Ingest(proj, timedelta(hours=1)), settings).handle,
+                "ingest",  # with the service's per-poll metrics
+            ),
         ]
-        for name, make in sides if run % 2 == 0 else reversed(sides):
-            rates[name].append(n / await timed(settings, "events.raw", n, make()))
+        for name, make, service_name in sides if run % 2 == 0 else reversed(sides):
+            elapsed = await timed(settings, "events.raw", n, make(), service_name)
+            rates[name].append(n / elapsed)
 
     table = Table("pipeline", "events/s (median)", "runs")
     for name, values in rates.items():

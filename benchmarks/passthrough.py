@@ -5,14 +5,17 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from tideline import catalog, dlq, kafka, streams
+from tideline import catalog, dlq, kafka, service, streams
 from tideline.settings import Settings
 
 Handler = Callable[[streams.Messages], Awaitable[streams.Outcome]]
 
 
-async def timed(settings: Settings, source: str, n: int, handle: Handler) -> float:
-    """Seconds to consume n records of `source`, handle, produce and commit them."""
+async def timed(
+    settings: Settings, source: str, n: int, handle: Handler, service_name: str | None = None
+) -> float:
+    """Seconds to consume n records of `source`, handle, produce and commit them; with
+    `service_name`, doing after each poll what that service does (its metrics)."""
     consumer = kafka.consumer(
         settings, catalog.topic(source).full_name(settings), group_id=uuid.uuid4().hex
     )
@@ -33,7 +36,13 @@ async def timed(settings: Settings, source: str, n: int, handle: Handler) -> flo
         raise AssertionError(f"{source.offset} refused: {rejection}")
 
     start = time.perf_counter()
-    await streams.run(consumer, producer, streams.Job(counting), refuse, done)
+    job = streams.Job(counting)
+    if service_name is None:
+        await streams.run(consumer, producer, job, refuse, done)
+    else:
+        await streams.run(
+            consumer, producer, job, refuse, done, service.Polled(service_name, consumer)
+        )
     elapsed = time.perf_counter() - start
     await consumer.stop()
     await producer.stop()

@@ -341,9 +341,14 @@ def console_command(
     from ops.console.settings import ConsoleSettings
 
     _quiet_kafka_client()
+    settings = Settings()
     own = ConsoleSettings() if port is None else ConsoleSettings(port=port)
+    try:
+        asyncio.run(console_app.check(settings))
+    except (TidelineError, KafkaError, OSError) as exc:
+        raise _fail(exc) from exc
     console.print(f"the console is on http://{own.host}:{own.port}/ (Ctrl-C stops it)")
-    console_app.serve(Settings(), own)
+    console_app.serve(settings, own)
 
 
 @app.command("demo")

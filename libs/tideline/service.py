@@ -8,7 +8,6 @@ which writes every record a job refuses to the dead-letter topic.
 """
 
 import asyncio
-import collections
 import contextlib
 import gc
 import logging
@@ -170,18 +169,24 @@ async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
         key, value, headers = dlq.dead_letter(source, rejection, name)
         return streams.Produce(dead_letters, key, value, None, tuple(headers))
 
-    lag = _Lag(name, consumer)
-
-    async def polled(messages: streams.Messages) -> None:
-        heartbeat(name)
-        # per batch and topic: a labelled counter's increment costs a lock each time
-        for topic, count in collections.Counter(m.topic for m in messages).items():
-            CONSUMED.labels(name, topic).inc(count)
-        await lag.measure()
-
     async with kafka.started(consumer):
         log.info("consuming %s as %s", consumed, declared.group(settings, context.own))
+        polled = Polled(name, consumer)
         await streams.run(consumer, context.producer, job, dead_letter, context.stop, polled)
+
+
+class Polled:
+    """What a service does after each poll: its liveness, throughput and lag figures."""
+
+    def __init__(self, service: str, consumer: AIOKafkaConsumer) -> None:
+        self.service, self.lag = service, _Lag(service, consumer)
+
+    async def __call__(self, batches: streams.Batches) -> None:
+        heartbeat(self.service)
+        for tp, batch in batches.items():  # per partition: not a lock per record
+            if batch:
+                CONSUMED.labels(self.service, tp.topic).inc(len(batch))
+        await self.lag.measure()
 
 
 @dataclass

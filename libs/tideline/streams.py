@@ -46,10 +46,11 @@ class Outcome:
 
 Message: TypeAlias = ConsumerRecord[bytes, bytes]
 Messages: TypeAlias = list[Message]
+Batches: TypeAlias = dict[TopicPartition, Messages]  # one poll's records, by partition
 Offsets = dict[TopicPartition, int]
 
 
-async def _idle(messages: Messages) -> None:
+async def _idle(batches: Batches) -> None:
     pass
 
 
@@ -79,7 +80,7 @@ async def run(
     job: Job,
     dead_letter: DeadLetter,
     stop: asyncio.Event,
-    on_poll: Callable[[Messages], Awaitable[None]] = _idle,
+    on_poll: Callable[[Batches], Awaitable[None]] = _idle,
 ) -> None:
     """Until `stop` is set: poll a batch, hand it to the job, send its outputs and the
     dead letters of what it refused, commit.
@@ -124,8 +125,8 @@ async def run(
     try:
         while not stop.is_set() and not committer.done():
             batches = await consumer.getmany(timeout_ms=200, max_records=job.max_records)
+            await on_poll(batches)
             messages = [message for batch in batches.values() for message in batch]
-            await on_poll(messages)
             pending = await send(await job.handle(messages)) if messages else []
             pending += await send(await job.tick())
             handled |= {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}

@@ -16,12 +16,13 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from tideline import catalog, kafka
 from tideline.errors import TidelineError
 from tideline.registry import TransitionError
 from tideline.settings import Settings
 
 from ops import control
-from ops.console.feed import Feed
+from ops.console.feed import TOPICS, Feed
 from ops.console.settings import ConsoleSettings
 
 STATIC = importlib.resources.files("ops.console") / "static"
@@ -94,6 +95,8 @@ def app(settings: Settings, own: ConsoleSettings) -> FastAPI:
                             return
                         yield ": keepalive\n\n"
                         continue
+                    if message is None:  # the feed starts again: so does the page
+                        return
                     yield f"data: {message}\n\n"
             finally:
                 feed.close_page(queue)
@@ -128,6 +131,11 @@ def app(settings: Settings, own: ConsoleSettings) -> FastAPI:
         return Answer(action=order.action, updates=lines)
 
     return api
+
+
+async def check(settings: Settings) -> None:
+    """Fail at once, and say why, where the console could show nothing: no broker, no topics."""
+    await kafka.require(settings, *map(catalog.topic, TOPICS))
 
 
 def serve(settings: Settings, own: ConsoleSettings) -> None:

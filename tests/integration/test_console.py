@@ -132,6 +132,15 @@ def _shoot(driver: WebDriver, name: str, selector: str | None = None) -> None:
     element.screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
+def _texts(driver: WebDriver, selector: str) -> list[str]:
+    """The text of each element `selector` finds, read at once: the page redraws lists
+    whole, so an element found in one call may be gone by the next."""
+    found: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", selector
+    )
+    return found
+
+
 def _click(driver: WebDriver, action: str) -> None:
     """An operator's button, scrolled clear of the sticky header first."""
     button = driver.find_element(By.CSS_SELECTOR, f"#actions button[data-action={action}]")
@@ -217,15 +226,12 @@ def test_the_console_follows_a_drift_a_promotion_and_a_rollback(
             assert report["demo"].promotions == [2]
 
             # the drift, the new champion, accuracy falling and recovering
-            timeline = browser.find_element(By.ID, "timeline")
-            _until(
-                lambda: timeline.find_elements(By.CSS_SELECTOR, "li[data-kind=drift]"), "the drift"
-            )
+            _until(lambda: _texts(browser, "#timeline li[data-kind=drift]"), "the drift")
             promoted = _until(
-                lambda: timeline.find_elements(By.CSS_SELECTOR, "li[data-action=promoted]"),
+                lambda: _texts(browser, "#timeline li[data-action=promoted]"),
                 "the promotions",
             )
-            assert any("v2 promoted" in li.text for li in promoted)
+            assert any("v2 promoted" in text for text in promoted)
             _until(lambda: browser.find_element(By.ID, "champion").text == "v2", "v2 champion")
             _until(lambda: max(_accuracy(browser, 2), default=0) > 0.85, "v2 serving well")
             first = _accuracy(browser, 1)
@@ -265,7 +271,7 @@ def test_the_console_follows_a_drift_a_promotion_and_a_rollback(
                 "the registry's answer",
             )
             _until(
-                lambda: timeline.find_elements(By.CSS_SELECTOR, "li[data-action=rolled_back]"),
+                lambda: _texts(browser, "#timeline li[data-action=rolled_back]"),
                 "the rollback in the timeline",
             )
             _until(lambda: browser.find_element(By.ID, "champion").text == "v1", "v1 champion")
@@ -283,14 +289,14 @@ def test_the_console_follows_a_drift_a_promotion_and_a_rollback(
             _until(lambda: "paused" in browser.find_element(By.ID, "promotion").text, "the pause")
             _click(browser, "train")
             held = _until(
-                lambda: timeline.find_elements(By.CSS_SELECTOR, "li[data-action=held]"),
+                lambda: _texts(browser, "#timeline li[data-action=held]"),
                 "the gate holding the new run",
                 timeout_s=300,
             )
-            assert "promote it by hand" in held[0].text
+            assert "promote it by hand" in held[0]
             assert browser.find_element(By.ID, "champion").text == "v1"
             challenger = browser.find_element(By.ID, "challenger").text.split()[0]
-            assert any(f"{challenger} held" in li.text for li in held)
+            assert any(f"{challenger} held" in text for text in held)
             _click(browser, "resume")
             _until(lambda: "automatic" in browser.find_element(By.ID, "promotion").text, "resumed")
 
@@ -344,3 +350,16 @@ def _layouts(browser: WebDriver) -> None:
     _shoot(browser, f"page-{light}")
     browser.find_element(By.ID, "theme").click()
     assert background != _state(browser, "getComputedStyle(document.body).backgroundColor")
+
+
+def test_a_console_with_no_topics_says_so(settings: Settings) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "console"],
+        env=launcher.environment(settings, PROJECT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "missing topics" in done.stdout
+    assert "tideline topics create" in done.stdout

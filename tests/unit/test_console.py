@@ -196,3 +196,21 @@ def test_tail_lines_never_wrap_when_piped_and_json_lines_parse() -> None:
     assert (parsed["kind"], parsed["record"]["value"]) == ("dead-letter", "00ff")
     assert tail.model_of("models.updated", record) == "cards"
     assert tail.model_of("dead-letters", _letter(1)) is None
+
+
+async def test_a_feed_that_starts_again_ends_every_pages_stream() -> None:
+    from tideline.settings import Settings
+
+    from ops.console.feed import Feed
+    from ops.console.settings import ConsoleSettings
+
+    feed = Feed(Settings(), ConsoleSettings())
+    feed.view.apply("dead-letters", _letter(1))
+    feed.caught_up.set()
+    first, queue = feed.open_page()
+    assert json.loads(first)["data"]["dead_letter_counts"] == {
+        "ingest|decode|UnicodeDecodeError": 1
+    }
+    feed._restart()
+    assert (queue.get_nowait(), feed.pages, feed.caught_up.is_set()) == (None, set(), False)
+    assert feed.view.snapshot()["dead_letters"] == []  # read again from the topics, not twice
