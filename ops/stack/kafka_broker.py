@@ -42,6 +42,16 @@ logger.state.level = WARN
 JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
 
 
+def cluster_id() -> str:
+    """A new cluster id: a url-safe base64 uuid without padding, as Kafka's own. Never one
+    that starts with '-', which the storage tool would read as an option (one in 64
+    would; Kafka's `Uuid.randomUuid` draws again for the same reason)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
+
+
 class KafkaBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -106,10 +116,10 @@ class KafkaBroker:
     def ensure_formatted(self) -> None:
         if (self.data / "meta.properties").exists():
             return
-        # Kafka's cluster id is a url-safe base64 uuid without padding.
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(self.config)),
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(self.config)
+            ),
             capture_output=True,
             text=True,
             check=False,
