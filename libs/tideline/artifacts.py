@@ -124,7 +124,11 @@ def assemble(ref: dict[str, Any], found: Sequence[dict[str, Any]]) -> bytes:
     if missing:
         raise ArtifactError(f"artifact {ref['sha256']} lacks chunks {missing}")
     data = b"".join(by_index[i] for i in range(ref["chunks"]))
-    if len(data) != ref["size"] or sha256(data) != ref["sha256"]:
+    if len(data) != ref["size"]:
+        raise ArtifactError(
+            f"artifact {ref['sha256']} is {len(data)} bytes, its record says {ref['size']}: refused"
+        )
+    if sha256(data) != ref["sha256"]:
         raise ArtifactError(f"artifact {ref['sha256']} does not match its sha256: refused")
     return data
 

@@ -162,6 +162,13 @@ async def require(settings: Settings, *topics: catalog.Topic) -> None:
 
 
 async def partitions(settings: Settings, topic: str) -> list[int]:
+    """The topic's partitions; StackError if it does not exist (a reader of it would
+    otherwise wait on nothing until cancelled)."""
     async with admin_session(settings) as client:
         (described,) = await client.describe_topics([topic])
+    if described["error_code"] or not described["partitions"]:
+        raise StackError(
+            f"topic {topic} does not exist: run `tideline topics create`, or check"
+            f" TIDELINE_TOPIC_PREFIX ({settings.topic_prefix!r})"
+        )
     return sorted(p["partition"] for p in described["partitions"])

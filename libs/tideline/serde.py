@@ -55,6 +55,8 @@ class Decoder:
         except EOFError as exc:
             raise DecodeError("truncated", f"{schema.name} payload ends early") from exc
         except (ValueError, TypeError, IndexError, UnicodeDecodeError, OverflowError) as exc:
+            if buffer.tell() >= len(data):  # it ran out of bytes, mid-number or mid-string
+                raise DecodeError("truncated", f"{schema.name} payload ends early") from exc
             raise DecodeError("malformed", f"{schema.name}: {type(exc).__name__}: {exc}") from exc
         if buffer.tell() != len(data):
             raise DecodeError(

@@ -120,3 +120,12 @@ def test_topics_delete_takes_a_prefix_asks_first_and_leaves_the_others(
     refused = _delete(settings, "")
     assert refused.returncode == 1
     assert "a prefix is needed" in refused.stdout
+
+
+async def test_reading_a_topic_that_does_not_exist_says_so(settings: Settings) -> None:
+    from tideline.errors import StackError
+    from tideline.models import ModelClient
+
+    # no `topics create` for this test's prefix: a subscriber's first read
+    with pytest.raises(StackError, match=r"models.updated does not exist: run `tideline topics"):
+        await ModelClient(settings).registry()

@@ -71,8 +71,11 @@ def test_chunks_reassemble_and_name_every_piece() -> None:
     with pytest.raises(artifacts.ArtifactError, match="lacks chunks"):
         artifacts.assemble(ref, found[1:])
     bad = [dict(found[0], data=b"x" + found[0]["data"][1:]), *found[1:]]
-    with pytest.raises(artifacts.ArtifactError, match="does not match"):
+    with pytest.raises(artifacts.ArtifactError, match="does not match its sha256"):
         artifacts.assemble(ref, bad)
+    short = [dict(found[0], data=found[0]["data"][1:]), *found[1:]]
+    with pytest.raises(artifacts.ArtifactError, match=f"is {len(data) - 1} bytes, its record says"):
+        artifacts.assemble(ref, short)  # a size that differs is said so, not as a sha256
 
 
 @pytest.mark.parametrize("family", sorted(learners.FAMILIES))

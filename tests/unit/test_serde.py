@@ -33,6 +33,18 @@ def test_round_trip_of_every_schema(name: str, decoder: serde.Decoder) -> None:
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_every_cut_short_record_is_truncated(name: str, decoder: serde.Decoder) -> None:
+    # wherever the bytes stop: in the header, mid-number, mid-string, between fields
+    data = serde.encode(schemas.load(name), example(schemas.load(name).parsed))
+    reasons = set()
+    for cut in range(1, len(data)):
+        with pytest.raises(DecodeError) as refused:
+            decoder.decode(data[:cut])
+        reasons.add(refused.value.reason)
+    assert reasons == {"truncated"}
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_header_is_marker_and_little_endian_crc64_of_canonical_form(name: str) -> None:
     schema = schemas.load(name)
     data = serde.encode(schema, example(schema.parsed))
