@@ -1,7 +1,11 @@
 """A valid example record for any Avro schema, so every schema gets exercised without a hand-kept list."""
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
+
+from tideline import serde
+from tideline.schemas import Schema
 
 PRIMITIVES: dict[str, Any] = {
     "null": None,
@@ -41,3 +45,14 @@ def example(schema: Any, named: dict[str, Any] | None = None) -> Any:
     if kind == "map":
         return {"key": example(schema["values"], named)}
     return example(kind, named)
+
+
+def newer_version(schema: Schema) -> bytes:
+    """An example record of `schema` as a newer release would write it: one more field,
+    with a default (a change the compatibility check accepts), so a fingerprint no
+    reader of today's schema knows."""
+    parsed = copy.deepcopy(schema.parsed)
+    added = {"name": "added_in_a_newer_version", "type": ["null", "string"], "default": None}
+    parsed["fields"] = [*parsed["fields"], added]
+    record = example(schema.parsed) | {"added_in_a_newer_version": "from the future"}
+    return serde.encode(Schema.from_parsed(schema.name, parsed), record)

@@ -77,9 +77,9 @@ def point(record: Record) -> Record:
         "label_delay_ms": record["label_delay_ms_p50"],
         "latency_p50_ms": record["scoring_latency_ms_p50"],
         "latency_p99_ms": record["scoring_latency_ms_p99"],
-        "floor": record.get("performance_floor"),
-        "psi_threshold": record.get("psi_threshold"),
-        "pending": record.get("pending_joins", 0),
+        "floor": record["performance_floor"],
+        "psi_threshold": record["psi_threshold"],
+        "pending": record["pending_joins"],
         "psi": {f["feature"]: f["psi"] for f in record["features"]},
         "prediction_psi": (record["prediction_drift"] or {}).get("psi"),
     }
@@ -157,7 +157,7 @@ class View:
         found = point(record)
         self.series.setdefault(found["model"], deque(maxlen=self.points)).append(found)
         changes = [Change("point", found)]
-        if record.get("by_event_time"):
+        if record["by_event_time"]:
             changes.append(
                 self._event_time(found["model"], found["version"], record["by_event_time"])
             )
@@ -197,7 +197,7 @@ class View:
         found = []
         for drift in record["features"]:
             reference = references.get(drift["feature"])
-            live = drift.get("proportions") or []
+            live = drift["proportions"]
             if reference is None or not live:
                 continue
             expected = list(reference["proportions"])

@@ -9,7 +9,7 @@ from tideline.settings import Settings
 
 import services
 
-from ...examples import example
+from ...examples import example, newer_version
 from ...projects import EXAMPLES
 from .running import Service, collect, produce, start_service
 
@@ -33,6 +33,7 @@ def _unreadable(topic: catalog.Bound) -> dict[str, bytes]:
         "empty": b"",
         "truncated": record[: len(record) // 2],
         "another topic's record": other.bind(Settings()).encode(example(other.schema().parsed)),
+        "a newer schema's record": newer_version(topic.schema),
         # as large as the topic admits: its dead letter, bytes and context, must fit too
         "oversized": b"\xff" * (limit - 1024),
     }

@@ -20,6 +20,7 @@ from tideline.settings import Settings
 
 from ops import control, launcher, synthetic
 
+from ...examples import newer_version
 from ...projects import EXAMPLES
 from .running import (
     WEAK,
@@ -35,8 +36,14 @@ pytestmark = pytest.mark.integration
 CARDS = project.load(EXAMPLES[0])
 NAME = CARDS.name
 PREDICTION = catalog.topic("predictions").schema()
-# a stranger's bytes, and a feature vector of another project (an unknown fingerprint)
-UNREADABLE = [b"\x00garbage", catalog.topic("features").schema().header + b"\x02"]
+# a stranger's bytes, a feature vector of another project (an unknown fingerprint), one
+# a newer release of this project would write, and one as large as the topic admits
+UNREADABLE = [
+    b"\x00garbage",
+    catalog.topic("features").schema().header + b"\x02",
+    newer_version(CARDS.feature_schema),
+    b"\xff" * (catalog.BROKER_MAX_MESSAGE_BYTES - 1024),
+]
 
 
 def _predictions(messages: list[Any]) -> list[dict[str, Any]]:
@@ -122,7 +129,9 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
         assert [p["score"] for p in mine] == pytest.approx(expected, abs=1e-12)
     assert serving.metric("tideline_serving_swaps_total", role="champion") == 3
     letters = dlq.TOPIC.bind(settings)
-    refused = [letters.decode(m.value) for m in await collect(settings, "dead-letters", 2)]
+    refused = [
+        letters.decode(m.value) for m in await collect(settings, "dead-letters", len(UNREADABLE))
+    ]
     assert sorted(r["value"] for r in refused) == sorted(UNREADABLE)
     assert {(r["service"], r["source_topic"]) for r in refused} == {
         ("serving", catalog.topic("features").full_name(settings))
