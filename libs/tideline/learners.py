@@ -7,7 +7,7 @@ scores the same way for the trainer, the registry's gate and serving.
 Families (classification / regression), each one entry of FAMILIES:
 - `gradient_boosting`: scikit-learn HistGradientBoostingClassifier / Regressor
 - `linear`: scikit-learn LogisticRegression / Ridge
-- `river_linear`: river LogisticRegression / LinearRegression behind a StandardScaler,
+- `river_linear`: river LogisticRegression / LinearRegression, the numbers imputed and scaled,
   learnt one row at a time, so it can keep learning between retrains
 
 A family belongs to a `Library`, one entry of LIBRARIES, which says how its models are
@@ -17,7 +17,7 @@ fitted and scored; a family from a third library is one Library and one Family.
 import logging
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,15 +28,18 @@ import treelite.gtil
 import treelite.sklearn
 import yaml
 from river import base as river_base
+from river import compose as river_compose
 from river import linear_model as river_linear
 from river import preprocessing as river_preprocessing
+from river import stats as river_stats
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
 from tideline.errors import TidelineError
 from tideline.evaluation import Task
@@ -55,7 +58,7 @@ class Columns:
     """The project's features split by how a model reads them."""
 
     numeric: list[str]
-    categorical: list[str]  # strings and booleans: one-hot encoded
+    categorical: list[str]  # strings and booleans: encoded as the family says
 
     @classmethod
     def of(cls, project: Project) -> "Columns":
@@ -87,9 +90,33 @@ def _params(raw: Mapping[str, str]) -> dict[str, Any]:
     return {name: yaml.safe_load(value) for name, value in raw.items()}
 
 
-def pipeline(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
-    """A scikit-learn family's `make`: missing numbers imputed and scaled, categories one-hot,
-    then `estimator` with the run's parameters."""
+# One-hot columns a field gets at most: its most frequent values one each, the rest (and
+# values never seen in training) one shared column, so 100,000 values stay 64 columns.
+ONE_HOT_COLUMNS = 64
+
+
+def one_hot() -> OneHotEncoder:
+    """Categories for a model that takes sparse input: one-hot, rare values pooled."""
+    return OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=ONE_HOT_COLUMNS)
+
+
+def target_encoded(folds: type[KFold] | type[StratifiedKFold]) -> Callable[[], TargetEncoder]:
+    """Categories for a model that needs dense input: one column a field, the (smoothed)
+    mean label of its value, learnt by cross-fitting so a tree cannot memorise it. Any
+    cardinality; a value never seen in training gets the overall mean."""
+
+    def make() -> TargetEncoder:
+        # unshuffled folds: retraining on the same rows gives the same model
+        return TargetEncoder(cv=folds(5))
+
+    return make
+
+
+def pipeline(
+    estimator: Callable[..., Any], categories: Callable[[], Any] = one_hot
+) -> Callable[[Columns, dict[str, Any]], Any]:
+    """A scikit-learn family's `make`: missing numbers imputed and scaled, categories
+    encoded by `categories()`, then `estimator` with the run's parameters."""
 
     def make(columns: Columns, params: dict[str, Any]) -> Pipeline:
         prepare = ColumnTransformer(
@@ -99,7 +126,7 @@ def pipeline(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]
                     make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
                     columns.numeric,
                 ),
-                ("categorical", OneHotEncoder(handle_unknown="ignore"), columns.categorical),
+                ("categorical", categories(), columns.categorical),
             ]
         )
         return Pipeline([("prepare", prepare), ("model", estimator(**params))])
@@ -109,22 +136,31 @@ def pipeline(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]
 
 def _river(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]], Any]:
     def make(columns: Columns, params: dict[str, Any]) -> Any:
-        return river_preprocessing.StandardScaler() | estimator(**params)
+        # missing numbers take the running mean; only the numbers (floats) are scaled: a
+        # one-hot key (the int 1) is 1 whenever present, which river's scaler would make 0
+        imputed = river_preprocessing.StatImputer(  # type: ignore[no-untyped-call]
+            *((n, river_stats.Mean()) for n in columns.numeric)
+        )
+        scaled = river_compose.SelectType(float) | river_preprocessing.StandardScaler()
+        return imputed | (scaled + river_compose.SelectType(int)) | estimator(**params)
 
     return make
 
 
-def _river_row(row: Mapping[Any, Any]) -> dict[str, Any]:
-    # river reads dicts: a missing value is a missing key, a category is a one-hot key
+def _river_row(row: Mapping[Any, Any], numeric: Collection[str]) -> dict[str, Any]:
+    # a number is a float, None when missing (the model's imputer fills it); a category
+    # is a one-hot key of the int 1, none when missing
     out: dict[str, Any] = {}
     for name, value in row.items():
-        if value is None or value != value:
-            continue
-        if isinstance(value, str):
-            out[f"{name}={value}"] = 1.0
-        else:
-            out[name] = value
+        if name in numeric:
+            out[name] = None if value is None or value != value else float(value)
+        elif isinstance(value, str):
+            out[f"{name}={value}"] = 1
     return out
+
+
+def _numeric(x: pd.DataFrame) -> set[str]:
+    return {str(name) for name, dtype in x.dtypes.items() if dtype.kind == "f"}  # Columns.frame's
 
 
 def _target(task: Task, labels: Sequence[Any]) -> np.ndarray[Any, Any]:
@@ -146,8 +182,10 @@ def _text(value: Any) -> str | None:
     return None if value is None or value != value else str(value)
 
 
-def _river_scores(model: Any, task: Task, rows: Sequence[Mapping[Any, Any]]) -> list[float]:
-    found = [_river_row(r) for r in rows]
+def _river_scores(
+    model: Any, task: Task, rows: Sequence[Mapping[Any, Any]], numeric: Collection[str]
+) -> list[float]:
+    found = [_river_row(r, numeric) for r in rows]
     if task == "classification":
         return [float(model.predict_proba_one(r).get(True, 0.0)) for r in found]
     return [float(model.predict_one(r)) for r in found]
@@ -183,6 +221,7 @@ def _columns(
 class RiverRows:
     def __init__(self, model: Any, task: Task, columns: Columns) -> None:
         self.model, self.task, self.columns = model, task, columns
+        self.numeric = frozenset(columns.numeric)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         numeric, text = _columns(self.columns, rows)
@@ -190,7 +229,7 @@ class RiverRows:
             dict(zip(self.columns.names, [*a, *b], strict=True))
             for a, b in zip(numeric, text, strict=True)
         ]
-        return _river_scores(self.model, self.task, named)
+        return _river_scores(self.model, self.task, named, self.numeric)
 
 
 class PipelineRows:
@@ -243,13 +282,14 @@ class PipelineRows:
 
 
 def _river_fit(model: Any, task: Task, x: pd.DataFrame, y: np.ndarray[Any, Any]) -> Any:
+    numeric = _numeric(x)
     for row, target in zip(x.to_dict("records"), y.tolist(), strict=True):
-        model.learn_one(_river_row(row), target)
+        model.learn_one(_river_row(row, numeric), target)
     return model
 
 
 def _river_frame_scores(model: Any, task: Task, x: pd.DataFrame) -> list[float]:
-    return _river_scores(model, task, x.to_dict("records"))
+    return _river_scores(model, task, x.to_dict("records"), _numeric(x))
 
 
 def _sklearn_fit(model: Any, task: Task, x: pd.DataFrame, y: np.ndarray[Any, Any]) -> Any:
@@ -306,12 +346,16 @@ RIVER = Library(
             "collections.defaultdict",
             "river._river_rust.vectordict.VectorDict",
             "river.compose.pipeline.Pipeline",
+            "river.compose.select.SelectType",
+            "river.compose.union.TransformerUnion",
             "river.optim.initializers.Zeros",
             "river.optim.losses.Log",
             "river.optim.losses.Squared",
             "river.optim.schedulers.Constant",
             "river.optim.sgd.SGD",
+            "river.preprocessing.impute.StatImputer",
             "river.preprocessing.scale.StandardScaler",
+            "river.stats.mean.Mean",
         }
     ),
 )
@@ -349,8 +393,11 @@ FAMILIES: dict[str, Family] = {
     "gradient_boosting": Family(
         SKLEARN,
         {
-            "classification": pipeline(HistGradientBoostingClassifier),
-            "regression": pipeline(HistGradientBoostingRegressor),
+            # dense categories: scikit-learn's gradient boosting takes no sparse input
+            "classification": pipeline(
+                HistGradientBoostingClassifier, target_encoded(StratifiedKFold)
+            ),
+            "regression": pipeline(HistGradientBoostingRegressor, target_encoded(KFold)),
         },
         # a fixed seed, so that retraining on the same rows gives the same model
         {"random_state": "0"},
@@ -369,7 +416,10 @@ FAMILIES: dict[str, Family] = {
                 "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
                 "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                "sklearn.model_selection._split.KFold",
+                "sklearn.model_selection._split.StratifiedKFold",
                 "sklearn.preprocessing._label.LabelEncoder",
+                "sklearn.preprocessing._target_encoder.TargetEncoder",
             }
         ),
     ),

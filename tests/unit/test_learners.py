@@ -4,10 +4,13 @@ import gc
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import treelite.sklearn
-from tideline import distributions, learners, project
+from tideline import artifacts, distributions, learners, project
+from tideline.evaluation import Task
 
 from ops import synthetic
 
@@ -135,3 +138,54 @@ def test_trees_treelite_cannot_read_are_scored_by_scikit_learn(
     assert fallback.trees is None
     assert "treelite cannot read the model: a tree layout" in caplog.text
     assert fallback(rows) == pytest.approx(native(rows), abs=1e-12)
+
+
+CARDINALITIES = (2, 10, 1_000, 100_000)
+
+
+def _categorical_rows(cardinality: int, n: int, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    return [
+        {"x": float(x), "kind": f"k{k}", "flag": bool(f)}
+        for x, k, f in zip(
+            rng.normal(size=n), rng.integers(0, cardinality, n), rng.integers(0, 2, n), strict=True
+        )
+    ]
+
+
+def _label(task: Task, row: dict[str, Any]) -> Any:
+    # the label is the category's parity, so a model that reads the category beats chance
+    odd = int(str(row["kind"])[1:]) % 2 == 1
+    return odd if task == "classification" else float(odd) + 0.1 * row["x"]
+
+
+@pytest.mark.parametrize("cardinality", CARDINALITIES)
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("family", sorted(learners.FAMILIES))
+def test_every_family_takes_categories_of_any_cardinality(
+    family: str, task: Task, cardinality: int
+) -> None:
+    columns = learners.Columns(["x"], ["kind", "flag"])
+    rows = _categorical_rows(cardinality, 4_000, seed=1)
+    model = learners.make(family, task, columns, {})
+    learners.fit(model, task, columns.frame(rows), [_label(task, r) for r in rows])
+    dumped = artifacts.dump(model)
+    loaded = artifacts.load(dumped, artifacts.sha256(dumped))
+    unseen: list[dict[str, Any]] = [
+        {"x": 0.3, "kind": "never seen", "flag": None},
+        {"x": None, "kind": None},
+    ]
+    tests = _categorical_rows(cardinality, 400, seed=2)
+    through_the_frame = learners.scores(loaded, task, columns.frame([*unseen, *tests]))
+    assert all(math.isfinite(s) for s in through_the_frame)
+    rows_scores = learners.row_scorer(loaded, task, columns)([*unseen, *tests])
+    assert rows_scores == pytest.approx(through_the_frame, abs=1e-9)
+    if cardinality <= 10:  # enough rows a value to learn each one
+        truth = [_label(task, r) for r in tests]
+        scores = through_the_frame[len(unseen) :]
+        if task == "classification":
+            right = [(s >= 0.5) == t for s, t in zip(scores, truth, strict=True)]
+            assert sum(right) / len(right) > 0.95
+        else:
+            errors = [abs(s - t) for s, t in zip(scores, truth, strict=True)]
+            assert sum(errors) / len(errors) < 0.2
