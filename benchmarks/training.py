@@ -74,7 +74,7 @@ async def measure(rows: int, runs: int) -> dict[str, list[float]]:
     with console.status(f"writing {rows:,} labelled events"):
         await fill(settings, rows)
     found: dict[str, list[float]] = {k: [] for k in ("total", *PHASES, "gate")}
-    window = {"TIDELINE_TRAINER_WINDOW_ROWS": str(rows), "TIDELINE_TRAINER_COOLDOWN": "0s"}
+    window = {"TIDELINE_TRAINER_WINDOW_ROWS": str(rows)}
     with (
         running("trainer", settings, TRAINER_PORT, **window) as trainer,
         running("registry", settings, REGISTRY_PORT) as registry,

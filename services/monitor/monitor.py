@@ -5,9 +5,14 @@ reference recorded with it (data and prediction drift), and its labelled errors 
 online detectors and a performance floor (concept drift). Every version with
 labelled predictions (the challenger's shadow ones too) gets live performance.
 
-One drift, one event: after any event for a champion, no other event until a new
-champion is announced or the cooldown has passed. Time comes in as arguments
-(`now`: monotonic seconds, `now_ms`: wall clock), so tests drive it without waiting.
+Verdicts are in the stream's units, so a project behaves the same at 5 and at 5,000
+events a second: the floor is judged every `check_labels` labelled predictions, the
+distributions every `check_vectors` vectors, and `confirm` judgements in a row must
+agree. One drift, one event: after any event for a champion, no other event until a
+new champion is announced or `cooldown_labels` more of its predictions are labelled
+(or the optional `cooldown` has passed). The published metrics alone are per
+wall-clock interval. Time comes in as arguments (`now`: monotonic seconds, `now_ms`:
+wall clock), so tests drive it without waiting.
 """
 
 import math
@@ -36,6 +41,9 @@ class Champion:
     errors: ErrorStream
     scores: deque[float]
     latest_event_time: int = 0  # ms: the newest labelled prediction of it
+    labelled: int = 0  # its labelled predictions since it became champion
+    fired_labelled: int | None = None  # `labelled` at its last drift event
+    fired_at: float | None = None  # `now` at its last drift event
 
     @property
     def number(self) -> int:
@@ -72,7 +80,7 @@ class Monitor:
         self.created: dict[int, int] = {}  # version -> created_at, ms
         self.champion: Champion | None = None
         self.alarms = {kind: Alarm(own.confirm) for kind in ("performance", "data", "prediction")}
-        self.fired_at: float | None = None  # the last event, for the current champion
+        self.vectors_seen = 0
         self.interval = Interval(now_ms)
         self.now_ms = now_ms  # of the latest tick
         self.events: list[Record] = []
@@ -99,12 +107,18 @@ class Monitor:
             ErrorStream(own.adwin_delta, own.page_hinkley_threshold, own.min_samples),
             deque(maxlen=own.drift_window),
         )
-        self.fired_at = None  # a new champion: judged afresh
-        for alarm in self.alarms.values():
+        for alarm in self.alarms.values():  # a new champion: judged afresh
             alarm.rearm()
 
-    def vector(self, record: Record, event_time_ms: int) -> None:
+    def vector(self, record: Record, event_time_ms: int, now: float) -> None:
         self.vectors.append((event_time_ms, record["values"]))
+        self.vectors_seen += 1
+        champion = self.champion
+        if self.vectors_seen % self.own.check_vectors or champion is None or self._quiet(now):
+            return
+        self._check_distributions(
+            champion, self._feature_drift(champion), self._prediction_drift(champion), now
+        )
 
     def prediction(self, record: Record, now: float) -> None:
         """A tideline.Prediction, its event_time in ms."""
@@ -150,6 +164,9 @@ class Monitor:
         if champion is None or not self._is_champions(prediction, champion):
             return
         champion.latest_event_time = max(champion.latest_event_time, prediction["event_time"])
+        champion.labelled += 1
+        if champion.labelled % self.own.check_labels == 0 and not self._quiet(now):
+            self._check_floor(champion, now)
         detector = champion.errors.update(error)
         if detector is not None:
             holdout = champion.version["metrics"].get(self.metric, math.nan)
@@ -168,7 +185,12 @@ class Monitor:
     # -- output --
 
     def _quiet(self, now: float) -> bool:
-        return self.fired_at is not None and now - self.fired_at < self.own.cooldown.total_seconds()
+        champion, own = self.champion, self.own
+        if champion is None or champion.fired_labelled is None or champion.fired_at is None:
+            return False
+        if own.cooldown is not None and now - champion.fired_at >= own.cooldown.total_seconds():
+            return False
+        return champion.labelled - champion.fired_labelled < own.cooldown_labels
 
     def _fire(
         self,
@@ -184,7 +206,7 @@ class Monitor:
         champion = self.champion
         if champion is None or kind not in self.own.drift_kinds or self._quiet(now):
             return
-        self.fired_at = now
+        champion.fired_labelled, champion.fired_at = champion.labelled, now
         self.events.append(
             {
                 "drift_id": str(uuid.uuid4()),
@@ -207,8 +229,8 @@ class Monitor:
         return [event | {"detected_at": now_ms} for event in events]
 
     def tick(self, now: float, now_ms: int) -> list[Record]:
-        """Check the floor and the distributions; the tideline.MonitorMetrics records of
-        the interval that ends now (the champion's, then other versions with labels)."""
+        """The tideline.MonitorMetrics records of the interval that ends now (the
+        champion's, then other versions with labels)."""
         self.now_ms = now_ms
         self.joiner.expire(now)
         records: list[Record] = []
@@ -217,9 +239,6 @@ class Monitor:
             features = self._feature_drift(champion)
             prediction_drift = self._prediction_drift(champion)
             performance = self._performance(champion.number)
-            if not self._quiet(now):
-                self._check_floor(champion, performance, now)
-                self._check_distributions(champion, features, prediction_drift, now)
             records.append(self._metrics(champion.number, performance, features, prediction_drift))
         for version in sorted(self.interval.versions - {champion.number if champion else -1}):
             records.append(self._metrics(version, self._performance(version), [], None))
@@ -280,8 +299,19 @@ class Monitor:
             return None
         return drift.compare(reference, list(champion.scores))
 
-    def _check_floor(self, champion: Champion, performance: dict[str, float], now: float) -> None:
-        live = performance.get(self.metric)
+    def _live(self, version: int) -> float | None:
+        """The monitored metric alone over the version's window: cheap enough to judge often."""
+        window = self.performance.get(version, deque())
+        if len(window) < self.own.min_samples:
+            return None
+        labels = np.fromiter((label for label, _, _ in window), dtype=float, count=len(window))
+        scores = np.fromiter((score for _, score, _ in window), dtype=float, count=len(window))
+        if self.task == "classification":
+            return float(np.mean((scores >= 0.5) == (labels != 0)))
+        return float(np.mean(np.abs(scores - labels)))
+
+    def _check_floor(self, champion: Champion, now: float) -> None:
+        live = self._live(champion.number)
         holdout = champion.version["metrics"].get(self.metric)
         if live is None:
             return

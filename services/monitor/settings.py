@@ -35,9 +35,17 @@ class MonitorSettings(ServiceSettings):
     )
     psi_threshold: float = Field(default=0.25, description="Data drift above this PSI...")
     psi_clear: float = Field(default=0.1, description="...and over again below this one.")
+    check_labels: int = Field(
+        default=100,
+        gt=0,
+        description="The performance floor is judged every N labelled predictions.",
+    )
+    check_vectors: int = Field(
+        default=1_000, gt=0, description="Data and prediction drift are judged every N vectors."
+    )
     confirm: int = Field(
         default=3,
-        description="Data drift and the performance floor: consecutive intervals that must agree.",
+        description="Data drift and the performance floor: consecutive judgements that must agree.",
     )
     floor: float | None = Field(
         default=None, description="Live accuracy below this (MAE above it) is drift."
@@ -49,10 +57,16 @@ class MonitorSettings(ServiceSettings):
     )
     adwin_delta: float = 0.002
     page_hinkley_threshold: float = 50.0
-    cooldown: Duration = Field(
-        default=timedelta(minutes=10),
-        description="After a drift event, none of its kind for the same champion for this long;"
-        " a new champion re-arms at once.",
+    cooldown_labels: int = Field(
+        default=1_000,
+        ge=0,
+        description="After a drift event, none for the same champion until this many of its"
+        " predictions have been labelled (a performance window of post-event labels); a new"
+        " champion re-arms at once.",
+    )
+    cooldown: Duration | None = Field(
+        default=None,
+        description="...or until this long has passed, if set: whichever comes first.",
     )
     drift_kinds: list[str] = Field(
         default=["concept", "performance"],

@@ -63,7 +63,7 @@ class Watch:
     def read(self, message: streams.Message, now: float) -> None:
         record = self.topics[message.topic].decode(message.value)
         if message.topic == self.features:
-            self.monitor.vector(record, epoch_millis(record["event_time"]))
+            self.monitor.vector(record, epoch_millis(record["event_time"]), now)
         elif message.topic == self.predictions:
             record["event_time"] = epoch_millis(record["event_time"])
             self.monitor.prediction(record, now)

@@ -1,10 +1,11 @@
 """One training run per model at a time: what to do with a trigger, as a pure decision.
 
-While a run is in progress, and for `cooldown` seconds after it ends, new triggers
-join it instead of starting another: a burst of drift events, or a request sent twice,
-yields one run. One exception: a drift that arrives while a run for another reason is
-in progress (or cooling down) is queued, or started, right after it, since that run
-trained on the old concept.
+A trigger joins the run in progress only while that run has not cut its training data
+yet (it is waiting for post-drift labels, or about to read): that run will see the
+labels the trigger is about, so a burst of drift events, or a request sent twice, is one
+run. A trigger after the cut would be lost in it, so it is queued and starts the next
+run the moment this one ends; later triggers join the queued run. A drift trigger joins
+only a drift run: any other run trains on the old concept.
 
 Triggers that came from Kafka are committed only once resolved: when the run they
 started or joined has ended. `commit_offsets` says how far that is per partition.
@@ -22,15 +23,16 @@ Outcome = Literal["start", "queued", "joined"]
 class _Run:
     trigger: Trigger
     joined: list[Trigger] = field(default_factory=list)
+    cut: bool = False  # its training data is read: a new trigger would not be in it
+
+    def takes(self, trigger: Trigger) -> bool:
+        return not self.cut and (trigger.kind != "drift" or self.trigger.kind == "drift")
 
 
 class Coalescer:
-    def __init__(self, cooldown_s: float) -> None:
-        self.cooldown_s = cooldown_s
+    def __init__(self) -> None:
         self.running: _Run | None = None
         self.queued: _Run | None = None
-        self._ended_at = float("-inf")
-        self._ended_kind = ""
         self._seen: dict[tuple[str, int], int] = {}
 
     def seen(self, source: tuple[str, int, int]) -> None:
@@ -38,30 +40,33 @@ class Coalescer:
         topic, partition, offset = source
         self._seen[(topic, partition)] = offset
 
-    def offer(self, trigger: Trigger, now: float) -> Outcome:
+    def offer(self, trigger: Trigger) -> Outcome:
         if trigger.source is not None:
             self.seen(trigger.source)
         if self.running is None:
-            cooling = now - self._ended_at < self.cooldown_s
-            if cooling and not (trigger.kind == "drift" and self._ended_kind != "drift"):
-                return "joined"  # into the run that just ended: resolved at once
             self.running = _Run(trigger)
             return "start"
-        if trigger.kind == "drift" and self.running.trigger.kind != "drift":
-            if self.queued is None:
-                self.queued = _Run(trigger)
-                return "queued"
-            self.queued.joined.append(trigger)
+        if self.running.takes(trigger):
+            self.running.joined.append(trigger)
             return "joined"
-        self.running.joined.append(trigger)
+        if self.queued is None:
+            self.queued = _Run(trigger)
+            return "queued"
+        if trigger.kind == "drift" and self.queued.trigger.kind != "drift":
+            # the next run must wait for the new concept's labels: the drift leads it
+            self.queued = _Run(trigger, [self.queued.trigger, *self.queued.joined])
+            return "queued"
+        self.queued.joined.append(trigger)
         return "joined"
 
-    def finish(self, now: float) -> Trigger | None:
-        """The run in progress ended; the queued one, if any, starts now."""
+    def cut(self) -> None:
+        """The run in progress has read its training data."""
         if self.running is not None:
-            self._ended_kind = self.running.trigger.kind
+            self.running.cut = True
+
+    def finish(self) -> Trigger | None:
+        """The run in progress ended; the queued one, if any, starts now."""
         self.running, self.queued = self.queued, None
-        self._ended_at = now
         return None if self.running is None else self.running.trigger
 
     def commit_offsets(self) -> dict[tuple[str, int], int]:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,11 +57,13 @@ class Trainer:
             key=self.model_name.encode(),
         )
 
-    async def run(self, trigger: Trigger) -> bool:
-        """One run to its end; True if a candidate was published. Never raises."""
+    async def run(self, trigger: Trigger, cut: Callable[[], Awaitable[None]]) -> bool:
+        """One run to its end; True if a candidate was published. Never raises. `cut` is
+        called once its training data is read: a trigger from then on is not in it."""
         started = time.perf_counter()
         try:
             found = await self._data(trigger)
+            await cut()
             await self.status(trigger, "training", f"training {self.own.family}")
             train, holdout = training.cut(
                 found, trigger.max_rows or self.own.window_rows, self.own.holdout
@@ -110,10 +113,12 @@ class Trainer:
         return False
 
     async def _data(self, trigger: Trigger) -> training.Read:
-        if trigger.since is not None:
+        if trigger.kind == "drift" and trigger.since is not None:
             return await self._await_labels(trigger, trigger.since)
         started = time.perf_counter()
-        since = None if self.own.window is None else datetime.now(UTC) - self.own.window
+        since = trigger.since  # a follow-up: every post-drift label so far, no wait
+        if since is None and self.own.window is not None:
+            since = datetime.now(UTC) - self.own.window
         found = await training.read(self.settings, self.project, since)
         metrics.PHASE_SECONDS.labels(self.model_name, "read").observe(time.perf_counter() - started)
         return found

@@ -23,17 +23,19 @@ class TrainerSettings(ServiceSettings):
     )
     holdout: float = Field(default=0.2, gt=0, lt=1, description="Most recent share held out.")
     min_rows: int = Field(default=200, description="Fewer labelled training rows: the run fails.")
-    cooldown: Duration = Field(
-        default=timedelta(seconds=60),
-        description="Triggers within this long after a run ends join it instead of starting one.",
-    )
     drift_labels: int = Field(
         default=2_000,
+        gt=0,
         description="A drift-triggered run waits for this many labelled events after the"
         " detection point, and trains on them alone.",
     )
     drift_wait: Duration = Field(
         default=timedelta(minutes=30), description="How long it waits before it fails."
+    )
+    follow_ups: list[int] = Field(
+        default=[2, 4],
+        description="After a drift run, retrain on all post-drift labels once this many times"
+        " DRIFT_LABELS have been written; [] for none. JSON, e.g. [2, 4, 8].",
     )
     label_poll: Duration = Field(default=timedelta(seconds=2))
     schedule_every: Duration | None = Field(default=None, description="Retrain every so long.")

@@ -4,7 +4,6 @@ at a time in the background; trigger offsets committed once their run has ended.
 import asyncio
 import logging
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from services.trainer import metrics
 from services.trainer.coalesce import Coalescer
 from services.trainer.runs import Trainer
 from services.trainer.settings import TrainerSettings
-from services.trainer.triggers import DRIFT, REQUESTS, Decoder, Schedule, Trigger
+from services.trainer.triggers import DRIFT, REQUESTS, Decoder, FollowUps, Schedule, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,12 @@ def code_version() -> str:
 
 class Labels:
     """Labels written so far (the sum of `labels`' end offsets): what a label-count
-    schedule counts. Nothing is read when the schedule does not count labels."""
+    schedule and the follow-ups count."""
 
     def __init__(self, watcher: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         self.watcher, self.partitions = watcher, partitions
 
     async def seen(self) -> int:
-        if not self.partitions:
-            return 0
         return sum((await self.watcher.end_offsets(self.partitions)).values())
 
 
@@ -56,11 +53,13 @@ class Triggers:
         trainer: Trainer,
         schedule: Schedule,
         labels: Labels,
-        cooldown_s: float,
+        follow_ups: FollowUps,
     ) -> None:
         self.decoder, self.trainer, self.schedule, self.labels = decoder, trainer, schedule, labels
-        self.coalescer = Coalescer(cooldown_s)
+        self.follow_ups = follow_ups
+        self.coalescer = Coalescer()
         self.starts: asyncio.Queue[Trigger] = asyncio.Queue()
+        self._cut_at = 0  # labels written when the run in progress read its data
 
     async def work(self) -> None:
         """The runs, one at a time, each followed by any run queued meanwhile."""
@@ -68,9 +67,15 @@ class Triggers:
             trigger: Trigger | None = await self.starts.get()
             while trigger is not None:
                 metrics.RUNNING.labels(self.trainer.model_name).set(1)
-                await self.trainer.run(trigger)
+                published = await self.trainer.run(trigger, self._cut)
                 metrics.RUNNING.labels(self.trainer.model_name).set(0)
-                trigger = self.coalescer.finish(time.monotonic())
+                if published and trigger.kind == "drift":
+                    self.follow_ups.start(trigger, self.trainer.own.drift_labels, self._cut_at)
+                trigger = self.coalescer.finish()
+
+    async def _cut(self) -> None:
+        self.coalescer.cut()
+        self._cut_at = await self.labels.seen()
 
     async def handle(self, messages: streams.Messages) -> streams.Outcome:
         outcome = streams.Outcome()
@@ -90,7 +95,10 @@ class Triggers:
         return outcome
 
     async def tick(self) -> streams.Outcome:
-        due = self.schedule.due(datetime.now(UTC), await self.labels.seen())
+        seen = await self.labels.seen()
+        due = self.schedule.due(datetime.now(UTC), seen)
+        if due is None and self.coalescer.running is None:
+            due = self.follow_ups.due(seen)
         if due is not None:
             await self.offer(due)
         return streams.Outcome()
@@ -101,7 +109,9 @@ class Triggers:
 
     async def offer(self, trigger: Trigger) -> None:
         coalescer = self.coalescer
-        outcome = coalescer.offer(trigger, time.monotonic())
+        if trigger.kind == "drift":
+            self.follow_ups.stop()  # a new concept: its own run, then its own follow-ups
+        outcome = coalescer.offer(trigger)
         metrics.TRIGGERS.labels(self.trainer.model_name, trigger.kind, outcome).inc()
         if outcome == "start":
             self.starts.put_nowait(trigger)
@@ -118,18 +128,14 @@ async def job(context: service.Context[TrainerSettings]) -> AsyncIterator[servic
     labels = context.topic(LABELS).name
     watcher = kafka.consumer(settings, group_id=None)  # end offsets of `labels`, for the schedule
     async with kafka.started(watcher):
-        partitions = (
-            [TopicPartition(labels, p) for p in await kafka.partitions(settings, labels)]
-            if own.schedule_labels is not None
-            else []
-        )
+        partitions = [TopicPartition(labels, p) for p in await kafka.partitions(settings, labels)]
         counted = Labels(watcher, partitions)
         schedule = Schedule(
             own.schedule_every, own.schedule_labels, datetime.now(UTC), await counted.seen()
         )
         trainer = Trainer(settings, own, definition, name, context.producer, code_version())
         decoder = Decoder(name, context.topic(REQUESTS), context.topic(DRIFT))
-        triggers = Triggers(decoder, trainer, schedule, counted, own.cooldown.total_seconds())
+        triggers = Triggers(decoder, trainer, schedule, counted, FollowUps(own.follow_ups))
         context.background(triggers.work())
         log.info("training %s (%s) on %s", name, own.family, definition.features.version)
         yield service.Job(triggers.handle, triggers.tick, triggers.committable)

@@ -1,5 +1,7 @@
-"""What starts a run: drift events, training requests and the schedule, as Triggers."""
+"""What starts a run: drift events, training requests, the schedule and the follow-ups of
+a drift run, as Triggers."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,9 +14,9 @@ REQUESTS, DRIFT = catalog.topic("training.requests"), catalog.topic("monitor.dri
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # drift, request or schedule
-    id: str  # the drift event id, the request id, or the schedule's time
-    since: datetime | None = None  # drift: train on labels of events after this
+    kind: str  # drift, request, schedule or follow-up
+    id: str  # the drift event id, the request id, the schedule's time, or the follow-up's
+    since: datetime | None = None  # drift, follow-up: train on labels of events after this
     max_rows: int | None = None
     params: dict[str, str] = field(default_factory=dict)
     source: tuple[str, int, int] | None = None  # topic, partition, offset
@@ -70,3 +72,38 @@ class Schedule:
             return None
         self._last, self._seen = now, labels_seen
         return Trigger("schedule", f"{now.isoformat()} ({reason})")
+
+
+class FollowUps:
+    """After a drift run, retrain on the growing window of post-drift labels: when
+    `multiples` times the labels the drift run waited for have been written (2x, 4x...),
+    so a gradual or continuing drift is followed and the new concept is learnt from more
+    than the first run's labels. Counted in labels, as written on `labels` (end offsets);
+    a new drift starts the series over; the registry's gate keeps a follow-up only if it
+    beats the champion."""
+
+    def __init__(self, multiples: Sequence[int]) -> None:
+        self.multiples = sorted(set(multiples))
+        self._drift: Trigger | None = None
+        self._base = self._from = 0
+        self._left: list[int] = []
+
+    def start(self, drift: Trigger, labels: int, seen: int) -> None:
+        """The drift run that waited for `labels` labels cut its data when `seen` were in."""
+        self._drift, self._base, self._from = drift, labels, seen
+        self._left = [m for m in self.multiples if m > 1]
+
+    def stop(self) -> None:
+        self._left = []
+
+    def due(self, seen: int) -> Trigger | None:
+        drift = self._drift
+        if drift is None or not self._left:
+            return None
+        multiple = self._left[0]
+        if seen - self._from < (multiple - 1) * self._base:
+            return None
+        self._left.pop(0)
+        return Trigger(
+            "follow-up", f"{drift.id} x{multiple} ({multiple * self._base} labels)", drift.since
+        )

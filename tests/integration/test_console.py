@@ -189,8 +189,7 @@ def test_the_console_follows_a_drift_a_promotion_and_a_rollback(
 ) -> None:
     asyncio.run(kafka.create_topics(settings))
     definition = project.load(PROJECT)
-    # no trainer cooldown: the run requested from the page is a run of its own
-    env = demo.SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": "0", "TIDELINE_TRAINER_COOLDOWN": "0s"}
+    env = demo.SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": "0"}
     with launcher.running(services.NAMES, settings, PROJECT, env, tmp_path / "logs") as running:
         ports = {name: process.metrics_port for name, process in running.items()}
         console = ConsoleProcess(settings, ports, tmp_path / "console.log")

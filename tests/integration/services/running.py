@@ -111,7 +111,6 @@ async def publish_labelled(
 WEAK = {"max_iter": "1", "max_depth": "1"}  # one shallow tree: a worse gradient boosting
 # Small runs, no waiting between them: what the tests need of a trainer.
 TRAINER_ENV = {
-    "TIDELINE_TRAINER_COOLDOWN": "0s",
     "TIDELINE_TRAINER_MIN_ROWS": "100",
     "TIDELINE_TRAINER_WINDOW_ROWS": "3000",
     "TIDELINE_TRAINER_DRIFT_LABELS": "400",

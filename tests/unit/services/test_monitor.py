@@ -137,14 +137,21 @@ def _version(number: int, accuracy: float = 0.95) -> dict[str, Any]:
     }
 
 
-def _run(monitor: Monitor, version: int, error_rate: float, count: int, start: int) -> int:
-    """`count` scored and labelled events with that error rate, a tick every 100."""
+def _run(
+    monitor: Monitor,
+    version: int,
+    error_rate: float,
+    count: int,
+    start: int,
+    tick_every: int = 100,
+) -> int:
+    """`count` scored and labelled events with that error rate, a tick every `tick_every`."""
     rng = random.Random(start)
     for i in range(start, start + count):
         label = rng.random() < 0.5
         wrong = rng.random() < error_rate
         score = rng.uniform(0.5, 1) if label != wrong else rng.uniform(0, 0.5)
-        monitor.vector({"values": {"amount": rng.uniform(0, 100)}}, i * 1000)
+        monitor.vector({"values": {"amount": rng.uniform(0, 100)}}, i * 1000, now=i / 100)
         prediction = {
             "event_id": f"e{i}",
             "model_version": version,
@@ -158,7 +165,7 @@ def _run(monitor: Monitor, version: int, error_rate: float, count: int, start: i
             {"event_id": f"e{i}", "label_time": i * 1000 + 3000, "payload": {"is_fraud": label}},
             now=i / 100,
         )
-        if i % 100 == 0:
+        if i % tick_every == 0:
             monitor.tick(now=i / 100, now_ms=i * 1000)
     return start + count
 
@@ -173,12 +180,12 @@ def test_no_drift_no_event() -> None:
     assert metrics["features"][0]["psi"] < 0.1
 
 
-def test_one_drift_is_one_event_until_a_new_champion() -> None:
+def test_one_drift_is_one_event_until_a_new_champion_or_the_cooldown() -> None:
     monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
     monitor.set_versions([_version(1)])
     t = _run(monitor, 1, error_rate=0.05, count=3000, start=0)
     onset = t
-    t = _run(monitor, 1, error_rate=0.5, count=5000, start=t)  # the floor stays broken too
+    t = _run(monitor, 1, error_rate=0.5, count=1000, start=t)  # the floor is broken too
     (event,) = monitor.drain(now_ms=123)
     assert event["kind"] == "concept"
     assert event["model_version"] == 1
@@ -187,6 +194,33 @@ def test_one_drift_is_one_event_until_a_new_champion() -> None:
     monitor.set_versions([_version(2)])
     t = _run(monitor, 2, error_rate=0.05, count=3000, start=t)
     assert monitor.drain(now_ms=0) == []
+
+
+def test_verdicts_do_not_depend_on_how_often_metrics_are_published() -> None:
+    # the event rate only changes how many events fall between two wall-clock ticks
+    found = []
+    for tick_every in (37, 100, 5_000):
+        monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+        monitor.set_versions([_version(1)])
+        t = _run(monitor, 1, error_rate=0.05, count=3000, start=0, tick_every=tick_every)
+        _run(monitor, 1, error_rate=0.5, count=3000, start=t, tick_every=tick_every)
+        found.append([(e["kind"], e["window_end"]) for e in monitor.drain(now_ms=0)])
+    assert found[0][0][0] == "concept"
+    assert found[0] == found[1] == found[2]  # the same labelled events at every rate
+
+
+def test_a_champion_left_broken_fires_again_after_the_cooldown_in_labels() -> None:
+    quick = SETTINGS.model_copy(update={"cooldown_labels": 1_500})
+    monitor = Monitor(CARDS, "cards", quick, now_ms=0)
+    monitor.set_versions([_version(1)])
+    t = _run(monitor, 1, error_rate=0.05, count=3000, start=0)
+    t = _run(monitor, 1, error_rate=0.5, count=1000, start=t)
+    (first,) = monitor.drain(now_ms=0)
+    _run(monitor, 1, error_rate=0.5, count=2000, start=t)  # no new champion came
+    (second,) = monitor.drain(now_ms=0)
+    labels_between = (second["window_end"] - first["window_end"]) // 1000
+    assert 1_500 <= labels_between < 1_500 + quick.check_labels * quick.confirm
+    assert second["kind"] == "performance"  # the floor, still broken
 
 
 def test_a_version_is_not_judged_on_its_own_training_data() -> None:
@@ -204,7 +238,7 @@ def test_a_champion_that_stays_below_its_holdout_is_performance_drift() -> None:
     monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
     monitor.set_versions([_version(2, accuracy=0.95)])
     _run(monitor, 2, error_rate=0.3, count=3000, start=0)
-    (event,) = monitor.drain(now_ms=0)
+    event, *again = monitor.drain(now_ms=0)  # and again every cooldown, while it stays bad
     assert (event["kind"], event["detector"]) == ("performance", "floor")
     assert float(event["details"]["live_accuracy"]) == pytest.approx(0.7, abs=0.05)
 

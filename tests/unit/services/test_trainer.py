@@ -11,7 +11,7 @@ from tideline.training import TrainingSet
 from ops import synthetic
 from services.trainer.coalesce import Coalescer
 from services.trainer.fitting import TrainingError, fit
-from services.trainer.triggers import Schedule, Trigger
+from services.trainer.triggers import FollowUps, Schedule, Trigger
 
 from ...projects import EXAMPLES
 
@@ -24,38 +24,78 @@ def _trigger(kind: str, offset: int) -> Trigger:
 
 
 def test_a_burst_of_drift_events_is_one_run() -> None:
-    coalescer = Coalescer(cooldown_s=60)
-    assert coalescer.offer(_trigger("drift", 0), now=0) == "start"
-    assert coalescer.offer(_trigger("drift", 1), now=1) == "joined"
-    assert coalescer.offer(_trigger("drift", 2), now=2) == "joined"
+    coalescer = Coalescer()
+    assert coalescer.offer(_trigger("drift", 0)) == "start"
+    assert coalescer.offer(_trigger("drift", 1)) == "joined"  # still waiting for labels
+    assert coalescer.offer(_trigger("drift", 2)) == "joined"
     assert coalescer.commit_offsets() == {("drifts", 0): 0}  # nothing resolved yet
-    assert coalescer.finish(now=30) is None
+    assert coalescer.finish() is None
     assert coalescer.commit_offsets() == {("drifts", 0): 3}
-    assert coalescer.offer(_trigger("drift", 3), now=60) == "joined"  # within the cooldown
-    assert coalescer.offer(_trigger("drift", 4), now=91) == "start"
+    assert coalescer.offer(_trigger("drift", 3)) == "start"  # after a run: a run of its own
 
 
-def test_a_drift_just_after_another_run_starts_one() -> None:
-    coalescer = Coalescer(cooldown_s=60)
-    assert coalescer.offer(_trigger("request", 0), now=0) == "start"
-    assert coalescer.finish(now=10) is None
-    assert coalescer.offer(_trigger("request", 1), now=20) == "joined"  # asked twice
-    assert coalescer.offer(_trigger("drift", 0), now=30) == "start"  # news: the old concept
+def test_a_trigger_after_the_data_cut_starts_the_next_run() -> None:
+    coalescer = Coalescer()
+    assert coalescer.offer(_trigger("drift", 0)) == "start"
+    coalescer.cut()  # the run has read its labels: the next drift would not be in it
+    assert coalescer.offer(_trigger("drift", 1)) == "queued"
+    assert coalescer.offer(_trigger("drift", 2)) == "joined"  # into the queued run
+    queued = coalescer.finish()
+    assert queued is not None
+    assert queued.id == "drift-1"
+    assert coalescer.commit_offsets() == {("drifts", 0): 1}
+    assert coalescer.finish() is None
+    assert coalescer.commit_offsets() == {("drifts", 0): 3}
 
 
 def test_a_drift_during_another_run_runs_next() -> None:
-    coalescer = Coalescer(cooldown_s=60)
-    assert coalescer.offer(_trigger("request", 0), now=0) == "start"
-    assert coalescer.offer(_trigger("drift", 0), now=1) == "queued"
-    assert coalescer.offer(_trigger("drift", 1), now=2) == "joined"
-    assert coalescer.offer(_trigger("request", 1), now=3) == "joined"
+    coalescer = Coalescer()
+    assert coalescer.offer(_trigger("request", 0)) == "start"
+    assert coalescer.offer(_trigger("drift", 0)) == "queued"  # that run reads the old concept
+    assert coalescer.offer(_trigger("drift", 1)) == "joined"
+    assert coalescer.offer(_trigger("request", 1)) == "joined"  # not cut yet: it sees it
+    coalescer.cut()
+    assert coalescer.offer(_trigger("request", 2)) == "joined"  # into the queued drift run
     assert coalescer.commit_offsets() == {("requests", 0): 0, ("drifts", 0): 0}
-    queued = coalescer.finish(now=10)
+    queued = coalescer.finish()
     assert queued is not None
     assert queued.id == "drift-0"
     assert coalescer.commit_offsets() == {("requests", 0): 2, ("drifts", 0): 0}
-    assert coalescer.finish(now=20) is None
-    assert coalescer.commit_offsets() == {("requests", 0): 2, ("drifts", 0): 2}
+    assert coalescer.finish() is None
+    assert coalescer.commit_offsets() == {("requests", 0): 3, ("drifts", 0): 2}
+
+
+def test_a_drift_leads_the_queued_run() -> None:
+    coalescer = Coalescer()
+    assert coalescer.offer(_trigger("request", 0)) == "start"
+    coalescer.cut()
+    assert coalescer.offer(_trigger("request", 1)) == "queued"
+    assert coalescer.offer(_trigger("drift", 0)) == "queued"
+    queued = coalescer.finish()
+    assert queued is not None
+    assert queued.kind == "drift"  # so the next run waits for the new concept's labels
+    assert coalescer.finish() is None
+    assert coalescer.commit_offsets() == {("requests", 0): 2, ("drifts", 0): 1}
+
+
+def test_follow_ups_come_at_multiples_of_the_drift_run_labels() -> None:
+    drift = Trigger("drift", "d1", since=T0)
+    follow_ups = FollowUps([4, 2])
+    assert follow_ups.due(seen=10**6) is None  # no drift run yet
+    follow_ups.start(drift, labels=1000, seen=5000)
+    assert follow_ups.due(seen=5999) is None
+    second = follow_ups.due(seen=6000)
+    assert second is not None
+    assert (second.kind, second.since) == ("follow-up", T0)
+    assert "x2" in second.id
+    assert follow_ups.due(seen=7999) is None
+    fourth = follow_ups.due(seen=8000)
+    assert fourth is not None
+    assert "x4" in fourth.id
+    assert follow_ups.due(seen=10**6) is None  # the series is over
+    follow_ups.start(drift, labels=1000, seen=0)
+    follow_ups.stop()  # a new drift
+    assert follow_ups.due(seen=10**6) is None
 
 
 def test_the_schedule_counts_time_and_labels() -> None:
