@@ -254,6 +254,57 @@ async def test_a_drift_burst_waits_for_the_new_concept_and_trains_once(
     assert (statuses.count("joined"), statuses.count("published")) == (2, 1)
 
 
+def _drift(drift_id: str, start: datetime, detected: datetime) -> bytes:
+    return serde.encode(
+        DRIFT,
+        {
+            "drift_id": drift_id,
+            "model_name": NAME,
+            "model_version": 1,
+            "kind": "performance",
+            "detector": "floor",
+            "features": [],
+            "severity": 0.3,
+            "window_start": start,
+            "window_end": detected,
+            "detected_at": datetime.now(UTC),
+            "details": {},
+        },
+    )
+
+
+async def test_a_drift_after_the_data_cut_is_a_run_of_its_own_then_follow_ups_grow(
+    settings: Settings, running: list[Service]
+) -> None:
+    start = await _stack(settings, running, rows=600)
+    detected, new = start + timedelta(hours=1), synthetic.Concept(CARDS, seed=8)
+    trainer = running[0]
+    await produce(settings, "monitor.drift", [_drift("d0", start, detected)], [b"x"])
+    trainer.wait_for("tideline_trainer_labels_awaited", 1)
+    await publish_labelled(settings, CARDS, 450, detected, new, seed=1)
+    trainer.wait_for("tideline_trainer_runs_total", 1, timeout_s=120, outcome="published")
+    # the floor fires again on the same drift once that run has read its data: under a
+    # wall-clock cooldown it joined the ended run; now it is a run of its own
+    await produce(settings, "monitor.drift", [_drift("d1", start, detected)], [b"x"])
+    trainer.wait_for("tideline_trainer_runs_total", 2, timeout_s=120, outcome="published")
+    # 400 more labels (the drift run's 400, times 2 less 1): the first follow-up
+    await publish_labelled(settings, CARDS, 450, detected + timedelta(seconds=450), new, seed=2)
+    trainer.wait_for("tideline_trainer_runs_total", 3, timeout_s=120, outcome="published")
+    assert trainer.metric("tideline_trainer_triggers_total", outcome="joined") == 0
+    running[1].wait_for("tideline_registry_candidates_total", 3)
+
+    state = await ModelClient(settings).registry()
+    versions = sorted(state.listing(), key=lambda v: v["version"])
+    kinds = [v["trigger"]["kind"] for v in versions]
+    assert kinds == ["drift", "drift", "follow-up"]
+    assert [v["trigger"]["id"] for v in versions[:2]] == ["d0", "d1"]
+    first, _, follow_up = [await training.rebuild(settings, CARDS, v["dataset"]) for v in versions]
+    assert follow_up.frame["event_time"].min() >= detected  # post-drift labels only...
+    assert len(follow_up.frame) > 1.5 * len(first.frame)  # ...and more of them
+    statuses = [s["state"] for s in await _statuses(settings)]
+    assert "joined" not in statuses
+
+
 async def _statuses(settings: Settings) -> list[dict[str, Any]]:
     schema = schemas.load("tideline.TrainerStatus")
     return [_decode(schema, m.value) for m in await collect(settings, "trainer.status", 1)]
