@@ -58,11 +58,12 @@ class MonitorSettings(ServiceSettings):
     adwin_delta: float = 0.002
     page_hinkley_threshold: float = 50.0
     cooldown_labels: int = Field(
-        default=1_000,
+        default=5_000,
         ge=0,
         description="After a drift event, none for the same champion until this many of its"
-        " predictions have been labelled (a performance window of post-event labels); a new"
-        " champion re-arms at once.",
+        " predictions have been labelled; a new champion re-arms at once. Longer than a"
+        " retrain takes (the trainer's DRIFT_LABELS and the label delay), or the drift is"
+        " reported again while it is being retrained on.",
     )
     cooldown: Duration | None = Field(
         default=None,

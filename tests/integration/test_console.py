@@ -189,7 +189,11 @@ def test_the_console_follows_a_drift_a_promotion_and_a_rollback(
 ) -> None:
     asyncio.run(kafka.create_topics(settings))
     definition = project.load(PROJECT)
-    env = demo.SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": "0"}
+    # no follow-up runs: v2 stays the champion, and a rollback restores v1
+    env = demo.SERVICE_ENV | {
+        "TIDELINE_SERVING_HTTP_PORT": "0",
+        "TIDELINE_TRAINER_FOLLOW_UPS": "[]",
+    }
     with launcher.running(services.NAMES, settings, PROJECT, env, tmp_path / "logs") as running:
         ports = {name: process.metrics_port for name, process in running.items()}
         console = ConsoleProcess(settings, ports, tmp_path / "console.log")
