@@ -1,6 +1,7 @@
 """The trainer's configuration, from TIDELINE_TRAINER_* environment variables."""
 
 from datetime import timedelta
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -32,7 +33,7 @@ class TrainerSettings(ServiceSettings):
     drift_wait: Duration = Field(
         default=timedelta(minutes=30), description="How long it waits before it fails."
     )
-    follow_ups: list[int] = Field(
+    follow_ups: list[Annotated[int, Field(gt=1)]] = Field(
         default=[2, 4],
         description="After a drift run, retrain on all post-drift labels once this many times"
         " DRIFT_LABELS have been written; [] for none. JSON, e.g. [2, 4, 8].",

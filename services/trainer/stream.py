@@ -95,9 +95,12 @@ class Triggers:
         return outcome
 
     async def tick(self) -> streams.Outcome:
-        seen = await self.labels.seen()
+        idle = self.coalescer.running is None
+        # labels are counted (a round trip to the broker) only when something counts them
+        counting = self.schedule.labels is not None or (idle and self.follow_ups.pending)
+        seen = await self.labels.seen() if counting else 0
         due = self.schedule.due(datetime.now(UTC), seen)
-        if due is None and self.coalescer.running is None:
+        if due is None and idle:
             due = self.follow_ups.due(seen)
         if due is not None:
             await self.offer(due)

@@ -83,22 +83,26 @@ class FollowUps:
     beats the champion."""
 
     def __init__(self, multiples: Sequence[int]) -> None:
-        self.multiples = sorted(set(multiples))
+        self.multiples = sorted(set(multiples))  # each above 1 (TrainerSettings checks)
         self._drift: Trigger | None = None
         self._base = self._from = 0
         self._left: list[int] = []
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._left)
+
     def start(self, drift: Trigger, labels: int, seen: int) -> None:
         """The drift run that waited for `labels` labels cut its data when `seen` were in."""
         self._drift, self._base, self._from = drift, labels, seen
-        self._left = [m for m in self.multiples if m > 1]
+        self._left = list(self.multiples)
 
     def stop(self) -> None:
         self._left = []
 
     def due(self, seen: int) -> Trigger | None:
         drift = self._drift
-        if drift is None or not self._left:
+        if drift is None or not self.pending:
             return None
         multiple = self._left[0]
         if seen - self._from < (multiple - 1) * self._base:
