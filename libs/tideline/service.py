@@ -275,5 +275,11 @@ async def to_thread(func: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(limited)
 
 
+def openmp_threads() -> int:
+    """The threads an OpenMP pool would start from the calling thread now (0: none loaded)."""
+    pools = threadpoolctl.threadpool_info()
+    return max((p["num_threads"] for p in pools if p["user_api"] == "openmp"), default=0)
+
+
 def heartbeat(service: str) -> None:
     LAST_POLL.labels(service).set(time.time())

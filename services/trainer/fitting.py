@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tideline import artifacts, distributions, evaluation, learners
+from tideline import artifacts, distributions, evaluation, learners, service
 from tideline.errors import TidelineError
 from tideline.project import Project
 from tideline.training import TrainingSet
@@ -29,6 +29,7 @@ class Fitted:
     reference: list[dict[str, Any]]  # tideline.FeatureReference records, one per feature
     prediction_reference: dict[str, Any]
     seconds: dict[str, float]  # train, evaluate
+    openmp_threads: int  # what the fit's thread could start: the services' limit, if held
 
 
 def _check(project: Project, train: TrainingSet, holdout: TrainingSet, min_rows: int) -> None:
@@ -65,6 +66,7 @@ def fit(
     effective = learners.parameters(family, params)
     model = learners.make(family, task, columns, effective)
     x_train = columns.frame(train.frame)
+    threads = service.openmp_threads()
     started = time.perf_counter()
     learners.fit(model, task, x_train, train.frame[label].tolist())
     trained = time.perf_counter()
@@ -87,4 +89,5 @@ def fit(
         reference=references(project, columns, x_train),
         prediction_reference=distributions.numeric("prediction", scores),
         seconds={"train": trained - started, "evaluate": evaluated - trained},
+        openmp_threads=threads,
     )

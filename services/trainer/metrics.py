@@ -22,3 +22,8 @@ LABELS_AWAITED = Gauge(
     "Post-drift labelled events a waiting run still needs.",
     ["model"],
 )
+FIT_THREADS = Gauge(
+    "tideline_trainer_fit_openmp_threads",
+    "OpenMP threads the last fit's thread could start: TIDELINE_NATIVE_THREADS, if it holds.",
+    ["model"],
+)

@@ -79,6 +79,7 @@ class Trainer:
             )
             for phase, seconds in fitted.seconds.items():
                 metrics.PHASE_SECONDS.labels(self.model_name, phase).observe(seconds)
+            metrics.FIT_THREADS.labels(self.model_name).set(fitted.openmp_threads)
             publish_from = time.perf_counter()
             candidate = self._candidate(trigger, train, holdout, fitted, started)
             await self.producer.send_and_wait(
@@ -103,6 +104,7 @@ class Trainer:
             rows=train.ref["rows"],
             holdout_rows=holdout.ref["rows"],
             seconds=f"{time.perf_counter() - started:.2f}",
+            openmp_threads=fitted.openmp_threads,
             **fitted.metrics,
         )
         return True

@@ -310,6 +310,19 @@ async def _statuses(settings: Settings) -> list[dict[str, Any]]:
     return [_decode(schema, m.value) for m in await collect(settings, "trainer.status", 1)]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_the_fit_runs_under_the_native_thread_limit(
+    settings: Settings, running: list[Service], threads: int
+) -> None:
+    # the fit runs in a worker thread, where OpenMP does not inherit the main thread's limit
+    await _stack(settings, running, rows=600, TIDELINE_NATIVE_THREADS=str(threads))
+    outcome = await _train(settings)
+    published = outcome.statuses[-1]
+    assert published["state"] == "published"
+    assert published["details"]["openmp_threads"] == str(threads)
+    assert running[0].metric("tideline_trainer_fit_openmp_threads") == threads
+
+
 async def test_a_run_without_enough_labels_fails_and_publishes_nothing(
     settings: Settings, running: list[Service]
 ) -> None:
