@@ -357,16 +357,19 @@ def demo_command(
     drift: Annotated[
         bool, typer.Option(help="change the concept mid-stream; --no-drift: a control run")
     ] = True,
+    gradual: Annotated[
+        int,
+        typer.Option(min=0, help="events over which the new concept takes over; 0: at once"),
+    ] = demo.Plan.gradual,
     rate: Annotated[int, typer.Option(help="card transactions a second")] = demo.Plan.rate,
     report: Annotated[Path | None, typer.Option(help="write the report here, as JSON")] = None,
 ) -> None:
     """The whole loop: stream, first model, concept drift, retrain, promotion, recovery."""
     _quiet_kafka_client()
     settings = Settings()
+    plan = demo.Plan(rate=rate, drift=drift, gradual=gradual)
     try:
-        demo.run(
-            settings, settings.project, demo.Plan(rate=rate, drift=drift), stack, console, report
-        )
+        demo.run(settings, settings.project, plan, stack, console, report)
     except (TidelineError, OSError, TimeoutError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc

@@ -13,7 +13,9 @@ and leaves its records behind for inspection.
 """
 
 import asyncio
+import itertools
 import json
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -56,6 +58,7 @@ class Plan:
     before: int = 3000  # events under the first concept once it serves
     after: int = 10_000  # events from the drift point on
     drift: bool = True  # False: a control run, the same length, the concept never changes
+    gradual: int = 0  # events over which the new concept takes over, linearly; 0: abrupt
     last_window: int = 1000  # served predictions the recovered accuracy is measured on
 
 
@@ -82,15 +85,20 @@ Source = Callable[[str], tuple[Record, Any]]
 
 
 def generated(definition: project.Project, plan: Plan) -> Source:
-    """The project's synthetic events; from the drift point on, another concept labels them."""
+    """The project's synthetic events; from the drift point on, another concept labels
+    them: all at once, or a growing share of them over `plan.gradual` events."""
     # a new seed each run: the demo's data is its own
-    generator = synthetic.Generator(definition, entities=500, seed=time.time_ns())
+    seed = time.time_ns()
+    generator = synthetic.Generator(definition, entities=500, seed=seed)
     concepts = [synthetic.Concept(definition, seed=s) for s in (11, 12)]
+    draws, after = random.Random(seed), itertools.count(1)
 
     def source(phase: str) -> tuple[Record, Any]:
         record = generator.event(datetime.now(UTC))
-        concept = concepts[1 if plan.drift and phase == "after" else 0]
-        return record["payload"], concept.label(record)
+        new = plan.drift and phase == "after"
+        if new and plan.gradual:
+            new = draws.random() < next(after) / plan.gradual
+        return record["payload"], concepts[1 if new else 0].label(record)
 
     return source
 
