@@ -6,9 +6,15 @@ fixed-width (event time, offset) prefix. Writes go through one Lua script that
 compares that prefix and writes in the same atomic step, so a late or replayed
 vector never overwrites a newer one. Each key expires the feature set's `ttl` after
 its event time. Reads are one GET or one MGET.
+
+The feature store also keeps one mark per `events` partition (never expiring): the
+newest offset of that partition it has written for. The same script compares each
+mark with the one the writer expects before writing; a missing or lower mark means
+Redis lost writes (a restart without persistence, a flush, a failover) and the
+writer rebuilds that partition's entities before its batch goes in.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -25,18 +31,43 @@ from tideline.settings import Settings
 # "%016d%020d": event time ms, then offset; fixed width, so strings compare as numbers.
 _GUARD = 36
 
-# KEYS: one per entity. ARGV: value, expire-at ms, for each key in turn.
+# KEYS: the marks of n partitions, then one per entity. ARGV: n; each mark's expected
+# offset (-1: none expected), then its new offset; then value, expire-at ms per entity.
+# Returns {keys written, index of each partition whose mark fell short}: if any did,
+# nothing is written.
 WRITE_SCRIPT = f"""
+local n = tonumber(ARGV[1])
+local lost = {{}}
+for i = 1, n do
+  local expected = tonumber(ARGV[1 + i])
+  if expected >= 0 then
+    local mark = redis.call('GET', KEYS[i])
+    if not mark or tonumber(mark) < expected then
+      table.insert(lost, i - 1)
+    end
+  end
+end
+if #lost > 0 then
+  return {{0, unpack(lost)}}
+end
+for i = 1, n do
+  local mark = redis.call('GET', KEYS[i])
+  local new = tonumber(ARGV[1 + n + i])
+  if not mark or tonumber(mark) < new then
+    redis.call('SET', KEYS[i], new)
+  end
+end
 local written = 0
-for i, key in ipairs(KEYS) do
-  local value = ARGV[2 * i - 1]
-  local current = redis.call('GET', key)
+for j = n + 1, #KEYS do
+  local at = 2 * n + 2 + 2 * (j - n - 1)
+  local value = ARGV[at]
+  local current = redis.call('GET', KEYS[j])
   if not current or string.sub(current, 1, {_GUARD}) <= string.sub(value, 1, {_GUARD}) then
-    redis.call('SET', key, value, 'PXAT', ARGV[2 * i])
+    redis.call('SET', KEYS[j], value, 'PXAT', ARGV[at + 1])
     written = written + 1
   end
 end
-return written
+return {{written}}
 """
 
 
@@ -49,6 +80,19 @@ class Entry:
     t: int  # event time, ms
     offset: int  # of the event on `events`: breaks ties between equal event times
     values: dict[str, Any]
+
+
+class Mark(NamedTuple):
+    """One `events` partition's mark in a write: the offset Redis must hold already
+    (-1: none expected), and the one it holds after."""
+
+    expected: int
+    new: int
+
+
+class Written(NamedTuple):
+    keys: int  # keys written
+    lost: list[int]  # partitions whose mark fell short: nothing was written
 
 
 class OnlineFeatures(NamedTuple):  # a NamedTuple: built on every read, it must be cheap
@@ -76,9 +120,16 @@ class Layout:
     def key(self, entity: str) -> str:
         return self.prefix + entity
 
-    def script_args(self, entries: Sequence[Entry]) -> tuple[list[str], list[bytes | int]]:
-        keys: list[str] = []
-        argv: list[bytes | int] = []
+    def mark_key(self, partition: int) -> str:
+        # `~`, not `:`: no entity's key can be a mark's
+        return f"{self.prefix[:-1]}~partition:{partition}"
+
+    def script_args(
+        self, entries: Sequence[Entry], marks: Mapping[int, Mark] = {}
+    ) -> tuple[list[str], list[bytes | int]]:
+        keys: list[str] = [self.mark_key(p) for p in marks]
+        argv: list[bytes | int] = [len(marks)]
+        argv += [m.expected for m in marks.values()] + [m.new for m in marks.values()]
         for entry in entries:
             keys.append(self.key(entry.entity))
             stored = {"e": entry.event_id, "t": entry.t, "v": self.version, "f": entry.values}
@@ -86,6 +137,11 @@ class Layout:
             argv.append(guard + orjson.dumps(stored))
             argv.append(entry.t + self.ttl_ms)
         return keys, argv
+
+    @staticmethod
+    def written(reply: list[int], marks: Mapping[int, "Mark"]) -> Written:
+        partitions = list(marks)
+        return Written(int(reply[0]), [partitions[int(i)] for i in reply[1:]])
 
     def features(self, entity: str, stored: bytes | None) -> OnlineFeatures:
         if stored is None:
@@ -127,7 +183,7 @@ class OnlineStore:
     def write(self, entries: Sequence[Entry]) -> int:
         """Write where newer; returns how many keys were written."""
         keys, argv = self.layout.script_args(entries)
-        return int(self._write(keys=keys, args=argv)) if keys else 0
+        return int(self._write(keys=keys, args=argv)[0]) if keys else 0
 
     def close(self) -> None:
         self.client.close()
@@ -141,9 +197,19 @@ class OnlineWriter:
         self.client = redis.asyncio.Redis.from_url(settings.redis_url)
         self._write = self.client.register_script(WRITE_SCRIPT)
 
-    async def write(self, entries: Sequence[Entry]) -> int:
-        keys, argv = self.layout.script_args(entries)
-        return int(await self._write(keys=keys, args=argv)) if keys else 0
+    async def write(self, entries: Sequence[Entry], marks: Mapping[int, Mark] = {}) -> Written:
+        """Write where newer, unless a partition's mark shows Redis lost writes."""
+        if not entries and not marks:
+            return Written(0, [])
+        keys, argv = self.layout.script_args(entries, marks)
+        return self.layout.written(await self._write(keys=keys, args=argv), marks)
+
+    async def marks(self, partitions: Sequence[int]) -> dict[int, int | None]:
+        """Each partition's mark as Redis holds it now (None: none)."""
+        if not partitions:
+            return {}
+        found = await self.client.mget([self.layout.mark_key(p) for p in partitions])
+        return {p: None if m is None else int(m) for p, m in zip(partitions, found, strict=True)}
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -96,6 +96,18 @@ class ManagedProcess:
         _reap(pid)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL, as a crash would, and wait until it is gone. False if it was not running."""
+        pid = self.pid()
+        self.pidfile.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+        _reap(pid)
+        return True
+
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our own child, so it does not linger as a zombie."""

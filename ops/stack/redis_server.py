@@ -43,11 +43,13 @@ class RedisServer:
             str(self.process.log),
             "--daemonize",
             "no",
-            # Snapshot now and then: the online store is rebuilt from Kafka anyway.
-            "--save",
-            "300 1",
+            # Every write in the append-only file before its reply: a killed redis-server
+            # (not the machine) comes back with all of it. The file is fsynced each
+            # second; what a power cut loses, the feature store rebuilds (its marks).
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
         ]
         child = self.process.start(argv, cwd=self.data)
         wait_until(self.healthy, self.process, timeout=20, child=child)

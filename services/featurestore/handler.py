@@ -15,6 +15,7 @@ from tideline.project import Project
 class Vector:
     entry: Entry
     record: bytes  # the FeatureVector, single-object encoded, for `features`
+    partition: int  # of its event on `events`
 
 
 @dataclass
@@ -84,6 +85,7 @@ class FeatureStore:
                 Vector(
                     Entry(entity, event["event_id"], t, source.offset, values),
                     self.features.encode(vector),
+                    source.partition,
                 )
             )
         return batch

@@ -14,6 +14,13 @@ ONLINE_WRITES = Counter(
 ONLINE_ERRORS = Counter(
     "tideline_featurestore_online_errors_total", "Failed Redis writes (retried)."
 )
+REBUILDS = Counter(
+    "tideline_featurestore_online_rebuilds_total",
+    "Times Redis was found to have lost writes and partitions were rewritten from `features`.",
+)
+REBUILT = Counter(
+    "tideline_featurestore_online_rebuilt_total", "Entity vectors rewritten by rebuilds."
+)
 BATCH_SECONDS = Histogram(
     "tideline_featurestore_batch_seconds",
     "Time to compute, send and materialize one batch.",

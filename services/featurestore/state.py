@@ -23,23 +23,26 @@ class StateError(TidelineError):
 
 
 class WindowStates:
-    def __init__(self, settings: Settings, events: catalog.Bound) -> None:
-        self.settings, self.events = settings, events
+    def __init__(self, settings: Settings, events: catalog.Bound, features: catalog.Bound) -> None:
+        self.settings, self.events, self.features = settings, events, features
         self.changelog_topic = TOPIC.bind(settings)
         self.topic = self.changelog_topic.name
         self.data: dict[str, EntityState] = {}
         self._partition: dict[str, int] = {}  # entity -> the partition that owns it
         # aiokafka may hand out a new assignment's records while the assignment
-        # callback still restores: the handler waits on this.
+        # callback still restores: the handler waits on this, which the callback sets.
         self.ready = asyncio.Event()
 
     async def check_partitions(self) -> None:
+        """The changelog and `features` are partitioned as `events` (a worker's share of
+        each is the same partitions), so their partitions must match."""
         events = await kafka.partitions(self.settings, self.events.name)
-        changelog = await kafka.partitions(self.settings, self.topic)
-        if events != changelog:
-            raise StateError(
-                f"{self.topic} has partitions {changelog}, `events` {events}: they must match"
-            )
+        for topic in (self.topic, self.features.name):
+            found = await kafka.partitions(self.settings, topic)
+            if events != found:
+                raise StateError(
+                    f"{topic} has partitions {found}, `events` {events}: they must match"
+                )
 
     async def restore(self, partitions: Iterable[int]) -> int:
         """Read these partitions' changelog to its end; returns the entities restored."""
@@ -57,8 +60,15 @@ class WindowStates:
             self.data[entity] = EntityState.from_record(record)
             self._partition[entity] = message.partition
             count += 1
-        self.ready.set()
         return count
+
+    def applied(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Per partition, the newest `events` offset its state has applied (-1: none)."""
+        newest = dict.fromkeys(partitions, -1)
+        for entity, partition in self._partition.items():
+            if partition in newest:
+                newest[partition] = max(newest[partition], self.data[entity].offset)
+        return newest
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget the entities of partitions this worker no longer owns."""
