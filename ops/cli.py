@@ -10,6 +10,7 @@ import typer
 from aiokafka.errors import KafkaError
 from redis import RedisError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from tideline import catalog, project, service
 from tideline.errors import TidelineError
@@ -20,7 +21,7 @@ from tideline.registry import Record, TransitionError
 from tideline.settings import Settings
 
 import services
-from ops import control, demo, monitoring, tail
+from ops import control, deadletters, demo, monitoring, tail
 from ops.stack import local
 
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
@@ -36,6 +37,8 @@ monitor_app = typer.Typer(no_args_is_help=True, help="What the monitor sees, for
 app.add_typer(monitor_app, name="monitor")
 prometheus_app = typer.Typer(no_args_is_help=True, help="Prometheus for the services.")
 app.add_typer(prometheus_app, name="prometheus")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: look at them, resend them.")
+app.add_typer(dlq_app, name="dlq")
 
 console = Console()
 
@@ -51,12 +54,21 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=9,
+            help="Kafka brokers, on this machine (default: as this home was first started, else 1)",
+        ),
+    ] = None,
+) -> None:
     """Start Kafka and Redis (fetching Kafka's jars on first use) and wait until both answer."""
     _quiet_kafka_client()
     try:
         with console.status("starting the stack (the first run fetches Kafka's jars)..."):
-            lines = local.up(Settings())
+            lines = local.up(Settings(), brokers)
     except TidelineError as exc:
         raise _fail(exc) from exc
     for line in lines:
@@ -314,13 +326,108 @@ def monitor_tail(
     try:
         asyncio.run(
             tail.tail(
-                Settings(), out, from_beginning, limit, set(kind or tail.Kind), model, as_json
+                Settings(),
+                out,
+                from_beginning,
+                limit,
+                set(kind or tail.Kind),
+                None if model is None else lambda t, r: tail.model_of(t, r) == model,
+                as_json,
             )
         )
     except KeyboardInterrupt:
         pass
     except TidelineError as exc:
         raise _fail(exc) from exc
+
+
+FromService = Annotated[str | None, typer.Option(help="only letters this service wrote")]
+FromTopic = Annotated[
+    str | None, typer.Option("--topic", help="only letters from this topic (catalog name)")
+]
+AtStage = Annotated[str | None, typer.Option(help="only this stage: decode, schema, rule, size...")]
+ForReason = Annotated[str | None, typer.Option(help="only this error class or rule")]
+
+
+@dlq_app.command("tail")
+def dlq_tail(
+    service: FromService = None,
+    topic: FromTopic = None,
+    stage: AtStage = None,
+    reason: ForReason = None,
+    from_beginning: Annotated[
+        bool, typer.Option(help="from the first letter kept, not from now")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="stop after this many letters")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
+) -> None:
+    """Follow the dead letters: where each came from, why, and the start of its bytes."""
+    _quiet_kafka_client()
+    settings = Settings()
+    select = deadletters.Select(service, topic, stage, reason, settings.topic_prefix)
+    out = Console(soft_wrap=True, highlight=False)
+    try:
+        asyncio.run(
+            tail.tail(
+                settings,
+                out,
+                from_beginning,
+                limit,
+                {tail.Kind.DEAD_LETTER},
+                lambda _, letter: select(letter),
+                as_json,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    except TidelineError as exc:
+        raise _fail(exc) from exc
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    service: FromService = None,
+    topic: FromTopic = None,
+    stage: AtStage = None,
+    reason: ForReason = None,
+    start: Annotated[
+        int, typer.Option("--from", help="the first dead-letters offset to look at")
+    ] = 0,
+    yes: Annotated[bool, typer.Option("--yes", help="resend; without it, only count")] = False,
+) -> None:
+    """Resend the chosen letters' original records to the topics they came from, once the
+    cause is fixed. Without --yes it says what it would resend."""
+    _quiet_kafka_client()
+    settings = Settings()
+    select = deadletters.Select(service, topic, stage, reason, settings.topic_prefix)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("dead letters", total=None)
+        try:
+            outcome = asyncio.run(
+                deadletters.replay(
+                    settings,
+                    select,
+                    start,
+                    send=yes,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            )
+        except (TidelineError, KafkaError) as exc:
+            raise _fail(exc) from exc
+    table = Table("source topic", "letters")
+    for source, count in sorted(outcome.chosen.items()):
+        table.add_row(source, str(count))
+    console.print(table)
+    verb = "resent" if yes else "would resend (--yes to do it)"
+    console.print(
+        f"{verb}: {outcome.sent if yes else sum(outcome.chosen.values()) - outcome.truncated}"
+    )
+    if outcome.truncated:
+        console.print(f"[yellow]skipped {outcome.truncated} cut to fit: not resendable[/]")
+    if outcome.unreadable:
+        console.print(f"[yellow]{outcome.unreadable} records on the topic are not dead letters[/]")
+    if outcome.last_offset is not None:
+        console.print(f"next run: --from {outcome.last_offset + 1}")
 
 
 @prometheus_app.command("config")

@@ -8,6 +8,7 @@ Piped, a record is one line, never wrapped; `--json` gives one JSON object a lin
 """
 
 import json
+from collections.abc import Callable
 from contextlib import aclosing
 from datetime import datetime
 from enum import StrEnum
@@ -91,12 +92,27 @@ def render(topic: str, record: Record) -> str:
             f"{_clock(record['failed_at'])} [magenta]dead letter[/] from {record['service']}:"
             f" {record['source_topic']}/{record['source_partition']}@{record['source_offset']}"
             f" {record['stage']} {record['error_class']}: {escape(_one_line(record['error_message']))}"
+            f" [dim]{escape(preview(record['value']))}[/]"
         )
     model = record["model"]
     return (
         f"{_clock(record['at'])} [green]registry[/] {model['model_name']} v{model['version']}:"
         f" {record['action']} -> {model['state']} ({escape(_one_line(record['reason']))})"
     )
+
+
+def preview(value: bytes | None, width: int = 60) -> str:
+    """The start of a refused record's bytes: as text where they are text, else hex."""
+    if value is None:
+        return "(no value)"
+    head = value[:width]
+    try:
+        shown = _one_line(head.decode())
+    except UnicodeDecodeError as exc:  # text cut mid-character is text still
+        shown = _one_line(head[: exc.start].decode()) if exc.start >= len(head) - 3 else "\0"
+    if not shown.isprintable():
+        shown = "0x" + value[: width // 2].hex()
+    return shown + ("…" if len(value) > width else "") + f" ({len(value)} bytes)"
 
 
 def _one_line(text: str) -> str:
@@ -131,10 +147,11 @@ async def tail(
     from_beginning: bool,
     limit: int | None,
     kinds: set[Kind] | None = None,
-    model: str | None = None,
+    keep: Callable[[str, Record], bool] | None = None,
     as_json_lines: bool = False,
 ) -> None:
-    """Print each record of the loop's topics as it comes, `kinds` and `model` only if given."""
+    """Print each record of the loop's topics as it comes: of `kinds`, those `keep` keeps
+    (given the catalog topic and the record), if given."""
     names = [t for t in TOPICS if kinds is None or KINDS[t] in kinds]
     shown = 0
     async with aclosing(records.merged(settings, names, history=from_beginning)) as found:
@@ -144,7 +161,7 @@ async def tail(
                 if as_json_lines:
                     line = json.dumps({"topic": seen.topic, "error": seen.error})
                 console.print(line, markup=False, highlight=False)
-            elif model is not None and model_of(seen.topic, seen.record) != model:
+            elif keep is not None and not keep(seen.topic, seen.record):
                 continue
             elif as_json_lines:
                 console.print(as_json(seen.topic, seen.record), markup=False, highlight=False)

@@ -6,6 +6,7 @@ answers; else start the local launcher and stop it after the session.
 """
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from tideline.settings import Settings
 
+from ops import launcher
 from ops.stack import local
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
@@ -73,3 +75,13 @@ def stack_settings() -> Iterator[Settings]:
 def settings(stack_settings: Settings) -> Settings:
     """Stack settings with a topic prefix of this test's own."""
     return stack_settings.model_copy(update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}."})
+
+
+@pytest.fixture
+def running() -> Iterator[list[launcher.Process]]:
+    """Service processes a test starts; whatever is still alive at its end is killed."""
+    started: list[launcher.Process] = []
+    yield started
+    for svc in started:
+        if svc.alive():
+            svc.stop(signal.SIGKILL)

@@ -19,6 +19,8 @@ CleanupPolicy = Literal["delete", "compact"]
 
 # The broker's own default message.max.bytes (1 MiB plus record-batch overhead).
 BROKER_MAX_MESSAGE_BYTES = 1048588
+# What a record's value leaves for its key, headers and the batch around it.
+RECORD_OVERHEAD_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,30 @@ class Topic:
     partitions: int
     cleanup_policy: CleanupPolicy
     retention_ms: int
+    replication_factor: int
+    min_insync_replicas: int  # with acks=all, a write needs this many replicas to land
     max_message_bytes: int | None = None
 
-    @property
-    def configs(self) -> dict[str, str]:
-        """Topic-level broker configuration."""
-        configs = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+    def replicas(self, brokers: int, settings: Settings) -> int:
+        """Its replication factor on a cluster of `brokers`: the setting's if given, else
+        the catalog's, capped at the cluster's size."""
+        return settings.replication_factor or min(self.replication_factor, brokers)
+
+    def configs(self, replicas: int) -> dict[str, str]:
+        """Topic-level broker configuration, for `replicas` replicas."""
+        configs = {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+            "min.insync.replicas": str(min(self.min_insync_replicas, replicas)),
+        }
         if self.max_message_bytes is not None:
             configs["max.message.bytes"] = str(self.max_message_bytes)
         return configs
+
+    @property
+    def value_bytes(self) -> int:
+        """The largest value a service writes to this topic: its limit, less the overhead."""
+        return (self.max_message_bytes or BROKER_MAX_MESSAGE_BYTES) - RECORD_OVERHEAD_BYTES
 
     def schema(self) -> schemas.Schema:
         """The value schema as declared: for an envelope (Event, Label, FeatureVector), the

@@ -5,8 +5,14 @@ loop (`streams.run`) from what a handler returns as rejected.
 
 Kafka headers repeat the reason in the style of Kafka Connect's error headers, so
 tools that know those can read ours.
+
+A dead letter always fits its topic: the topic admits more than any catalog topic
+does, and a value larger than that still (a topic configured past the catalog) is
+cut to what fits, with its full size and sha256 in the headers `tideline.value.bytes`
+and `tideline.value.sha256`; such a letter cannot be replayed.
 """
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,13 +25,14 @@ from tideline.errors import DecodeError
 
 TOPIC = catalog.topic("dead-letters")
 SCHEMA = TOPIC.schema()
+TRUNCATED_BYTES, TRUNCATED_SHA256 = "tideline.value.bytes", "tideline.value.sha256"
 
 
 @dataclass(frozen=True)
 class RejectionError(Exception):
     """Why a record was refused. Raised by pure handlers, turned into a dead letter by the loop."""
 
-    stage: str  # decode, schema, rule, late, internal
+    stage: str  # decode, schema, rule, late, size, internal
     error_class: str
     message: str
     rule: str | None = None
@@ -81,9 +88,19 @@ def decoded(
 
 
 def dead_letter(
-    source: Source, rejection: RejectionError, service: str
+    source: Source, rejection: RejectionError, service: str, budget: int = TOPIC.value_bytes
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """(key, value, headers) of the dead letter for `source`."""
+    """(key, value, headers) of the dead letter for `source`, at most `budget` bytes of it
+    the source's own (its value cut if need be)."""
+    value = source.value
+    context = len(source.key or b"") + sum(len(k) + len(v) for k, v in source.headers)
+    cut: list[tuple[str, bytes]] = []
+    if value is not None and len(value) + context > budget:
+        cut = [
+            (TRUNCATED_BYTES, str(len(value)).encode()),
+            (TRUNCATED_SHA256, hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[: max(0, budget - context)]
     record: dict[str, Any] = {
         "source_topic": source.topic,
         "source_partition": source.partition,
@@ -92,7 +109,7 @@ def dead_letter(
         if source.timestamp_ms is None
         else datetime.fromtimestamp(source.timestamp_ms / 1000, UTC),
         "key": source.key,
-        "value": source.value,
+        "value": value,
         "headers": [{"key": k, "value": v} for k, v in source.headers],
         "stage": rejection.stage,
         "rule": rejection.rule,
@@ -111,5 +128,6 @@ def dead_letter(
     ]
     if rejection.rule is not None:
         headers.append(("tideline.rule", rejection.rule.encode()))
+    headers += cut
     key = f"{source.topic}/{source.partition}/{source.offset}".encode()
     return key, serde.encode(SCHEMA, record), headers

@@ -83,12 +83,15 @@ async def create_topics(settings: Settings) -> list[TopicState]:
     """Create every catalog topic that is missing; existing ones are left as they are."""
     async with admin_session(settings) as client:
         existing = set(await client.list_topics())
+        brokers = len((await client.describe_cluster())["brokers"])
         wanted = {t.full_name(settings): t for t in catalog.topics().values()}
-        missing = [
-            NewTopic(full, t.partitions, 1, topic_configs=t.configs)
-            for full, t in wanted.items()
-            if full not in existing
-        ]
+        missing = []
+        for full, t in wanted.items():
+            if full not in existing:
+                replicas = t.replicas(brokers, settings)
+                missing.append(
+                    NewTopic(full, t.partitions, replicas, topic_configs=t.configs(replicas))
+                )
         if missing:
             response = await client.create_topics(missing)
             for name, code, *message in response.topic_errors:

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         default=9093, description="KRaft controller port of the local broker."
     )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of each topic `topics create` makes; default: the catalog's,"
+        " capped at the brokers the cluster has.",
+    )
     native_threads: int = Field(
         default=1,
         description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",

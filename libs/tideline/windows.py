@@ -12,6 +12,12 @@ Only events already seen (arrival order) count, and never one after t: a vector
 holds nothing from its event's future. An event more than `allowed_lateness`
 behind the newest event time seen for its entity is late: it changes no window
 and gets no vector; the caller sends it to the dead-letter topic.
+
+An entity's state is bounded in bytes (`STATE_BYTES`, under the changelog topic's
+record limit): when an event would take it over, the entity's oldest-arriving rows
+are dropped until it fits, and its windows count without them. An event whose row
+alone would not fit changes nothing and gets no vector, like a late one. Both are
+decided here, per event, so the stream and an offline replay still agree.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,8 +26,12 @@ from typing import Any
 
 import orjson
 
+from tideline import catalog
 from tideline.durations import millis
 from tideline.features import OFFSET, TIME, FeatureSet, Row, Window
+
+# The most an entity's rows may take as JSON: what the changelog admits.
+STATE_BYTES = catalog.topic("featurestore.state").value_bytes
 
 
 def window_start(window: Window, t: int) -> int:
@@ -52,6 +62,9 @@ class EntityState:
     offset: int = -1  # the last event applied; a replay at or below it changes nothing
     watermark: int | None = None  # the newest event time applied
     rows: list[Row] = field(default_factory=list)  # in arrival order
+    # `rows` as JSON, in bytes (what `STATE_BYTES` bounds): "[" and each row with its
+    # separator, so exact once there is a row.
+    size: int = field(default=1, compare=False)
 
     def applied(self, offset: int) -> bool:
         """Whether the event at `offset` was folded in already (a replay after a crash)."""
@@ -65,18 +78,29 @@ class EntityState:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "EntityState":
         rows = [tuple(row) for row in orjson.loads(record["rows"])]
-        return cls(record["offset"], record["watermark"], rows)
+        return cls(record["offset"], record["watermark"], rows, len(record["rows"].encode()))
+
+
+def _size(row: Row) -> int:
+    """Bytes `row` adds to its state's JSON, its comma included."""
+    return len(orjson.dumps(row)) + 1
 
 
 class LateEventError(Exception):
     """The event is older than the entity's newest event time minus the allowed lateness."""
 
 
+class OversizedEventError(LateEventError):
+    """The event's row alone is over `STATE_BYTES`: it is refused, as a late event is."""
+
+
 class Computer:
     """Computes a feature set's vectors; holds no state of its own."""
 
-    def __init__(self, features: FeatureSet) -> None:
+    def __init__(self, features: FeatureSet, state_bytes: int = STATE_BYTES) -> None:
         self.features = features
+        self.state_bytes = state_bytes
+        self.trimmed = 0  # rows dropped to keep a state under `state_bytes`, so far
         self.lateness = millis(features.allowed_lateness)
         self.horizon = max((millis(a.window.size) for a in features.aggregations), default=0)
         # The fields rows keep, and where each aggregation finds its field in a row.
@@ -110,13 +134,34 @@ class Computer:
                     f"event time {t} is more than {self.lateness} ms behind the entity's"
                     f" newest event time {state.watermark}"
                 )
-            state.rows.append((t, offset, *(payload.get(f) for f in self.fields)))
+            row = (t, offset, *(payload.get(f) for f in self.fields))
+            size = _size(row)
+            if size + 1 > self.state_bytes:
+                state.offset = offset
+                raise OversizedEventError(
+                    f"the event's row takes {size} bytes, an entity's state at most"
+                    f" {self.state_bytes}"
+                )
+            state.rows.append(row)
+            state.size += size
             state.offset = offset
             state.watermark = t if state.watermark is None else max(state.watermark, t)
             oldest = state.watermark - self.lateness - self.horizon
             if state.rows[0][TIME] < oldest:
+                state.size -= sum(_size(row) for row in state.rows if row[TIME] < oldest)
                 state.rows = [row for row in state.rows if row[TIME] >= oldest]
+            if state.size > self.state_bytes:
+                self._trim(state)
         return self._values(state.rows, t, offset, payload)
+
+    def _trim(self, state: EntityState) -> None:
+        """Drop the oldest-arriving rows until the state fits (the newest always does)."""
+        drop = 0
+        while state.size > self.state_bytes:
+            state.size -= _size(state.rows[drop])
+            drop += 1
+        del state.rows[:drop]
+        self.trimmed += drop
 
     def _values(
         self, rows: Sequence[Row], t: int, offset: int, payload: Mapping[str, Any]

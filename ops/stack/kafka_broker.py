@@ -1,4 +1,10 @@
-"""A single-node Apache Kafka broker in KRaft mode, assembled from Maven Central jars.
+"""Apache Kafka brokers in KRaft mode, assembled from Maven Central jars: one, or a
+cluster of several on one machine (`tideline stack up --brokers 3`).
+
+Each node is broker and controller. Node 1 listens where the settings say (9092,
+controller 9093); node n on those ports plus 2(n - 1), with a config and a data
+directory of its own. The cluster's size is fixed when its storage is formatted:
+every node's controller quorum names all of them.
 
 Kafka 4.1 is pinned: aiokafka 0.14 and faust-streaming 0.15 speak its protocol
 versions (4.0 dropped the old ones, KIP-896), and it is the newest line we test.
@@ -52,18 +58,39 @@ def cluster_id() -> str:
             return found
 
 
+def _ports(settings: Settings, node: int) -> tuple[int, int]:
+    """Node `node`'s broker and controller ports."""
+    step = 2 * (node - 1)
+    return settings.kafka_host_port[1] + step, settings.kafka_controller_port + step
+
+
+def formatted_nodes(settings: Settings) -> int:
+    """How many nodes the stack home's cluster was formatted with (0: none yet)."""
+    found = settings.home / "kafka" / "nodes"
+    if found.is_file():
+        return int(found.read_text())
+    return 1 if (settings.home / "kafka-data" / "meta.properties").exists() else 0
+
+
+def bootstrap(settings: Settings, nodes: int) -> str:
+    """Every node's address: what clients should be given, so any one of them will do."""
+    host = settings.kafka_host_port[0]
+    return ",".join(f"{host}:{_ports(settings, n)[0]}" for n in range(1, nodes + 1))
+
+
 class KafkaBroker:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.host, self.port = settings.kafka_host_port
-        self.controller_port = settings.kafka_controller_port
+    def __init__(self, settings: Settings, node: int = 1, nodes: int = 1) -> None:
+        self.settings, self.node, self.nodes = settings, node, nodes
+        self.host = settings.kafka_host_port[0]
+        self.port, self.controller_port = _ports(settings, node)
         self.lib = settings.cache / f"kafka-{KAFKA_VERSION}"
-        self.data = settings.home / "kafka-data"
-        self.config = settings.home / "kafka" / "server.properties"
+        name = "kafka" if node == 1 else f"kafka-{node}"
+        self.data = settings.home / f"{name}-data"
+        self.config = settings.home / name / "server.properties"
         self.process = ManagedProcess(
-            name="kafka",
+            name=name,
             run_dir=settings.home / "run",
-            log=settings.home / "logs" / "kafka.log",
+            log=settings.home / "logs" / f"{name}.log",
             marker=str(self.config),
         )
 
@@ -86,12 +113,17 @@ class KafkaBroker:
     def write_config(self) -> None:
         self.config.parent.mkdir(parents=True, exist_ok=True)
         (self.config.parent / "log4j2.properties").write_text(LOG4J2)
+        voters = ",".join(
+            f"{n}@{self.host}:{_ports(self.settings, n)[1]}" for n in range(1, self.nodes + 1)
+        )
+        # Internal topics as replicated as the cluster allows; one lost node tolerated.
+        replicas, in_sync = min(3, self.nodes), min(2, self.nodes)
         self.config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
+                    f"node.id={self.node}",
+                    f"controller.quorum.voters={voters}",
                     f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
                     f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
                     "inter.broker.listener.name=PLAINTEXT",
@@ -99,11 +131,11 @@ class KafkaBroker:
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={self.data}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
+                    f"offsets.topic.replication.factor={replicas}",
+                    f"transaction.state.log.replication.factor={replicas}",
+                    f"transaction.state.log.min.isr={in_sync}",
+                    f"share.coordinator.state.topic.replication.factor={replicas}",
+                    f"share.coordinator.state.topic.min.isr={in_sync}",
                     "group.initial.rebalance.delay.ms=0",
                     # Topics come from the catalog, with its partitions and policies; a
                     # client asking for a missing one must hear so, not get a default.
@@ -113,13 +145,12 @@ class KafkaBroker:
             )
         )
 
-    def ensure_formatted(self) -> None:
+    def ensure_formatted(self, cluster: str) -> None:
+        """Format this node's storage for cluster `cluster`, unless it is already."""
         if (self.data / "meta.properties").exists():
             return
         result = subprocess.run(
-            self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(self.config)
-            ),
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(self.config)),
             capture_output=True,
             text=True,
             check=False,
@@ -127,17 +158,21 @@ class KafkaBroker:
         if result.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
-    def start(self) -> None:
-        self.write_config()
-        self.ensure_formatted()
+    def launch(self) -> "subprocess.Popen[bytes]":
+        """Start the node's process; a cluster's nodes answer only once a quorum is up."""
         log4j = self.config.parent / "log4j2.properties"
         argv = self._java(
             "kafka.Kafka",
             str(self.config),
             jvm=[*JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j}"],
         )
-        child = self.process.start(argv, cwd=self.config.parent)
-        wait_until(self.healthy, self.process, timeout=90, child=child)
+        return self.process.start(argv, cwd=self.config.parent)
+
+    def start(self) -> None:
+        """A single node: configured, formatted, started and answering."""
+        self.write_config()
+        self.ensure_formatted(cluster_id())
+        wait_until(self.healthy, self.process, timeout=90, child=self.launch())
 
     def ports_taken(self) -> list[int]:
         return [p for p in (self.port, self.controller_port) if port_open(self.host, p)]

@@ -1,4 +1,5 @@
-"""Start, stop and inspect the local stack: one Kafka broker and one Redis server."""
+"""Start, stop and inspect the local stack: Kafka (one broker, or a cluster of several on
+this machine) and one Redis server."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import Protocol
 from tideline.errors import StackError
 from tideline.settings import Settings
 
-from ops.stack.kafka_broker import KafkaBroker
+from ops.stack.kafka_broker import KafkaBroker, bootstrap, cluster_id, formatted_nodes
 from ops.stack.process import ManagedProcess, wait_until
 from ops.stack.redis_server import RedisServer
 
@@ -34,18 +35,31 @@ class ServerStatus:
     log: Path
 
 
-def servers(settings: Settings) -> list[Server]:
-    return [KafkaBroker(settings), RedisServer(settings)]
+def brokers(settings: Settings, nodes: int | None = None) -> list[KafkaBroker]:
+    """The cluster's nodes: `nodes` of them, or as many as the home was formatted with."""
+    count = nodes or formatted_nodes(settings) or 1
+    return [KafkaBroker(settings, node, count) for node in range(1, count + 1)]
 
 
-def up(settings: Settings) -> list[str]:
-    """Start what is not running yet; returns what it did, one line per server."""
-    broker = KafkaBroker(settings)
+def servers(settings: Settings, nodes: int | None = None) -> list[Server]:
+    return [*brokers(settings, nodes), RedisServer(settings)]
+
+
+def up(settings: Settings, nodes: int | None = None) -> list[str]:
+    """Start what is not running yet (Kafka as `nodes` brokers: default, as the home
+    was first started, else one); returns what it did, one line per server."""
+    formatted = formatted_nodes(settings)
+    if nodes is not None and formatted not in (0, nodes):
+        raise StackError(
+            f"{settings.home} holds a cluster of {formatted} broker(s), not {nodes}: start it as"
+            " it is, or stop it and use another TIDELINE_HOME (or remove this one's data)"
+        )
+    cluster = brokers(settings, nodes)
     done = []
-    if broker.ensure_jars():
-        done.append(f"fetched Kafka jars into {broker.lib}")
+    if cluster[0].ensure_jars():
+        done.append(f"fetched Kafka jars into {cluster[0].lib}")
     to_start = []
-    for server in servers(settings):
+    for server in servers(settings, nodes):
         if server.process.pid() is None:
             to_start.append(server)
             continue
@@ -62,12 +76,44 @@ def up(settings: Settings) -> list[str]:
                 f"process this stack did not start. Stop it, or point Tideline elsewhere "
                 f"(TIDELINE_KAFKA_BOOTSTRAP, TIDELINE_KAFKA_CONTROLLER_PORT, TIDELINE_REDIS_URL)."
             )
+    starting = [s for s in to_start if isinstance(s, KafkaBroker)]
+    if len(cluster) > 1 and starting:
+        _start_cluster(cluster, starting)
     for server in to_start:
-        server.start()
+        if len(cluster) == 1 or not isinstance(server, KafkaBroker):
+            server.start()
+    for server in to_start:
         done.append(
             f"{server.process.name} started on {server.address} (log: {server.process.log})"
         )
+    if len(cluster) > 1:
+        done.append(f"clients: TIDELINE_KAFKA_BOOTSTRAP={bootstrap(settings, len(cluster))}")
     return done
+
+
+def _start_cluster(cluster: list[KafkaBroker], starting: list[KafkaBroker]) -> None:
+    """Nodes of a cluster answer only once a quorum runs: all start, then all are awaited."""
+    marker = cluster[0].settings.home / "kafka" / "nodes"
+    known = {found for node in cluster if (found := _cluster_of(node)) is not None}
+    shared = known.pop() if known else cluster_id()
+    for node in starting:
+        node.write_config()
+        node.ensure_formatted(shared)
+    marker.write_text(str(len(cluster)))
+    children = [(node, node.launch()) for node in starting]
+    for node, child in children:
+        wait_until(node.healthy, node.process, timeout=120, child=child)
+
+
+def _cluster_of(node: KafkaBroker) -> str | None:
+    """The cluster id a node's storage was formatted with, if it was."""
+    meta = node.data / "meta.properties"
+    if not meta.exists():
+        return None
+    for line in meta.read_text().splitlines():
+        if line.startswith("cluster.id="):
+            return line.removeprefix("cluster.id=")
+    return None
 
 
 def down(settings: Settings) -> list[str]:

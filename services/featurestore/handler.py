@@ -25,6 +25,7 @@ class Batch:
     # entity -> (partition it was read from, its state now): the changelog's share
     changed: dict[str, tuple[int, windows.EntityState]] = field(default_factory=dict)
     replays: int = 0
+    trimmed: int = 0  # rows dropped to keep states under their bound
 
     def latest(self) -> list[Entry]:
         """Each entity's newest vector of the batch: all the online store needs."""
@@ -47,6 +48,7 @@ class FeatureStore:
     ) -> None:
         self.computer = windows.Computer(project.features)
         self.events, self.features = events, features
+        self.vector_bytes = features.topic.value_bytes
         self.version = project.features.version
         self.clock = clock
 
@@ -54,6 +56,7 @@ class FeatureStore:
         self, records: Iterable[Source], states: MutableMapping[str, windows.EntityState]
     ) -> Batch:
         batch = Batch()
+        trimmed = self.computer.trimmed
         computed_at = epoch_millis(self.clock())
         for source, event in dlq.decoded(self.events, records, batch.rejected):
             entity = event["entity_id"]
@@ -64,6 +67,9 @@ class FeatureStore:
             replay = state.applied(source.offset)
             try:
                 values = self.computer.apply(state, t, source.offset, event["payload"])
+            except windows.OversizedEventError as exc:
+                batch.rejected.append((source, RejectionError("size", "StateTooLarge", str(exc))))
+                values = None
             except windows.LateEventError as exc:
                 batch.rejected.append((source, RejectionError("late", "LateEvent", str(exc))))
                 values = None
@@ -81,11 +87,12 @@ class FeatureStore:
                 "computed_at": computed_at,
                 "values": values,
             }
-            batch.vectors.append(
-                Vector(
-                    Entry(entity, event["event_id"], t, source.offset, values),
-                    self.features.encode(vector),
-                    source.partition,
-                )
-            )
+            record = self.features.encode(vector)
+            if len(record) > self.vector_bytes:
+                why = f"its vector takes {len(record)} bytes, `features` admits {self.vector_bytes}"
+                batch.rejected.append((source, RejectionError("size", "VectorTooLarge", why)))
+                continue
+            entry = Entry(entity, event["event_id"], t, source.offset, values)
+            batch.vectors.append(Vector(entry, record, source.partition))
+        batch.trimmed = self.computer.trimmed - trimmed
         return batch

@@ -14,6 +14,10 @@ ONLINE_WRITES = Counter(
 ONLINE_ERRORS = Counter(
     "tideline_featurestore_online_errors_total", "Failed Redis writes (retried)."
 )
+STATE_TRIMMED = Counter(
+    "tideline_featurestore_state_trimmed_total",
+    "Oldest rows dropped to keep an entity's state under its byte bound.",
+)
 REBUILDS = Counter(
     "tideline_featurestore_online_rebuilds_total",
     "Times Redis was found to have lost writes and partitions were rewritten from `features`.",

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tideline import serde
+from tideline import catalog, serde
 from tideline.dlq import RejectionError
 from tideline.project import Project
 from tideline.rules import first_violation
@@ -26,15 +26,21 @@ def _millis(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+# The most a canonical record may take: what `events` and `labels` admit.
+OUTPUT_BYTES = min(catalog.topic(t).value_bytes for t in ("events", "labels"))
+
+
 class Ingest:
     def __init__(
         self,
         project: Project,
         dedup_window: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_record_bytes: int = OUTPUT_BYTES,
     ) -> None:
         self.project = project
         self.clock = clock
+        self.max_record_bytes = max_record_bytes
         self.event_decoder = serde.Decoder([project.event_schema])
         self.label_decoder = serde.Decoder([project.label_schema])
         self.event_fields = parse.Fields(project.event.fields, project.event.optional)
@@ -45,7 +51,7 @@ class Ingest:
     def event(self, value: bytes | None) -> Output | None:
         """The canonical event, or None for a duplicate; raises RejectionError."""
         spec = self.project.event
-        raw = parse.decode(value, self.event_decoder)
+        raw = parse.decode(self._bounded(value), self.event_decoder)
         if "payload" in raw and isinstance(raw.get("payload"), dict):  # our Avro envelope
             record = raw
             if record["entity_id"] != str(record["payload"][spec.entity_key]):
@@ -73,13 +79,13 @@ class Ingest:
         return Output(
             topic="events",
             key=record["entity_id"].encode(),
-            value=serde.encode(self.project.event_schema, record),
+            value=_fitting(serde.encode(self.project.event_schema, record)),
             timestamp_ms=_millis(record["event_time"]),
         )
 
     def label(self, value: bytes | None) -> Output | None:
         """The canonical label, or None for a duplicate; raises RejectionError."""
-        raw = parse.decode(value, self.label_decoder)
+        raw = parse.decode(self._bounded(value), self.label_decoder)
         if "payload" in raw and isinstance(raw.get("payload"), dict):
             record = raw
         else:
@@ -98,9 +104,19 @@ class Ingest:
         return Output(
             topic="labels",
             key=record["event_id"].encode(),
-            value=serde.encode(self.project.label_schema, record),
+            value=_fitting(serde.encode(self.project.label_schema, record)),
             timestamp_ms=_millis(record["label_time"]),
         )
+
+    def _bounded(self, value: bytes | None) -> bytes | None:
+        """Refused before any parsing when over the size ingest takes."""
+        if value is not None and len(value) > self.max_record_bytes:
+            raise RejectionError(
+                "size",
+                "RecordTooLarge",
+                f"{len(value)} bytes; ingest takes records of at most {self.max_record_bytes}",
+            )
+        return value
 
     def remember(self, topic: str, record: dict[str, Any]) -> None:
         """Mark an id already written (read back from the output topic at start)."""
@@ -108,6 +124,14 @@ class Ingest:
             self.event_ids.first_time(record["event_id"], record["event_time"])
         else:
             self.label_ids.first_time(record["event_id"], record["label_time"])
+
+
+def _fitting(value: bytes) -> bytes:
+    if len(value) > OUTPUT_BYTES:
+        raise RejectionError(
+            "size", "OutputTooLarge", f"canonical record of {len(value)} bytes, over {OUTPUT_BYTES}"
+        )
+    return value
 
 
 def _event_id(value: Any) -> str:

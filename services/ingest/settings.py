@@ -7,9 +7,13 @@ from pydantic_settings import SettingsConfigDict
 from tideline.durations import Duration
 from tideline.settings import ServiceSettings
 
+from services.ingest.handler import OUTPUT_BYTES
+
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_INGEST_", extra="forbid")
 
     metrics_port: int = 9101
     dedup_window: Duration = Field(default=timedelta(hours=1))
+    # Larger raw records are refused unread (a dead letter); at most what `events` admits.
+    max_record_bytes: int = Field(default=OUTPUT_BYTES, gt=0, le=OUTPUT_BYTES)

@@ -83,7 +83,9 @@ async def rebuild_dedup(ingest: Ingest, settings: Settings) -> int:
 
 @asynccontextmanager
 async def job(context: service.Context[IngestSettings]) -> AsyncIterator[service.Job]:
-    ingest = Ingest(context.project, context.own.dedup_window)
+    ingest = Ingest(
+        context.project, context.own.dedup_window, max_record_bytes=context.own.max_record_bytes
+    )
     log.info(
         "re-learned %d ids from the output topics", await rebuild_dedup(ingest, context.settings)
     )

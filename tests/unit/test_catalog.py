@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from tideline import catalog, schemas
 from tideline.settings import Settings
 
@@ -35,9 +36,22 @@ def test_registry_and_artifact_topics_are_compacted_and_kept() -> None:
     for name in ("models.updated", "models.artifacts"):
         topic = catalog.topic(name)
         assert topic.cleanup_policy == "compact"
-        assert topic.configs["cleanup.policy"] == "compact"
+        assert topic.configs(3)["cleanup.policy"] == "compact"
         assert topic.retention_ms == -1
     assert catalog.topic("events").cleanup_policy == "delete"
+
+
+@pytest.mark.parametrize(
+    ("brokers", "setting", "replicas", "in_sync"),
+    [(1, None, 1, 1), (3, None, 3, 2), (5, None, 3, 2), (3, 2, 2, 2)],
+)
+def test_replicas_follow_the_catalog_capped_at_the_cluster_or_the_setting(
+    brokers: int, setting: int | None, replicas: int, in_sync: int
+) -> None:
+    settings = Settings(replication_factor=setting)
+    for topic in catalog.topics().values():
+        assert topic.replicas(brokers, settings) == replicas
+        assert topic.configs(replicas)["min.insync.replicas"] == str(in_sync)
 
 
 def test_every_record_schema_is_used_or_referenced() -> None:

@@ -9,7 +9,16 @@ import pytest
 from tideline import project, schemas, serde
 from tideline.durations import epoch_millis
 from tideline.features import AGGREGATIONS, TRANSFORMS, Aggregation, FeatureSet, Transform, Window
-from tideline.windows import Computer, EntityState, Event, LateEventError, replay, window_start
+from tideline.windows import (
+    STATE_BYTES,
+    Computer,
+    EntityState,
+    Event,
+    LateEventError,
+    OversizedEventError,
+    replay,
+    window_start,
+)
 
 from ops import synthetic
 
@@ -289,3 +298,42 @@ def test_an_unknown_kind_is_refused_with_the_known_ones() -> None:
         Aggregation(name="f", kind="median", field="amount", window=HOUR)
     with pytest.raises(ValueError, match="unknown transform 'sqrt'"):
         Transform(name="f", kind="sqrt", field="amount")
+
+
+def test_an_entity_s_state_stays_under_its_byte_bound_oldest_rows_first() -> None:
+    bound = 2_000
+    entity = Entity()
+    entity.computer = Computer(FEATURES, state_bytes=bound)
+    for minute in range(40):  # all inside the hour: only the bound drops rows
+        entity.at(minute * 0.5, shop="s" * 90)
+        held = entity.state.to_record()["rows"]
+        assert entity.state.size == len(held.encode()) <= bound
+    assert entity.computer.trimmed > 0
+    # the newest rows are the ones kept, and the windows count only those
+    offsets = [row[1] for row in entity.state.rows]
+    assert offsets == list(range(41 - len(offsets), 41))
+    assert entity.at(20)["n_10m"] == len(entity.state.rows)
+
+
+def test_an_event_too_large_for_any_state_changes_nothing() -> None:
+    entity = Entity()
+    entity.computer = Computer(FEATURES, state_bytes=500)
+    entity.at(0, shop="small")
+    before = list(entity.state.rows)
+    with pytest.raises(OversizedEventError, match="500"):
+        entity.at(1, shop="x" * 600)
+    assert entity.state.rows == before
+    assert entity.at(2)["n_10m"] == 2  # and the entity carries on
+
+
+def test_a_bounded_stream_and_its_offline_replay_agree() -> None:
+    # 3 MB of rows inside the hour: over the real bound, which replay uses too
+    events = [
+        Event("e", ms(T0 + timedelta(seconds=i)), i, {"amount": 1.0, "shop": "y" * 10_000})
+        for i in range(300)
+    ]
+    computer, state = Computer(FEATURES), EntityState()
+    online = [computer.apply(state, e.t, e.offset, e.payload) for e in events]
+    assert [values for _, values in replay(FEATURES, events)] == online
+    assert computer.trimmed > 0
+    assert len(state.to_record()["rows"]) <= STATE_BYTES

@@ -59,7 +59,7 @@ async def test_what_a_service_cannot_read_becomes_a_dead_letter(
     assert set(mine) == set(sent), f"{name} left out {set(sent) - set(mine)}"
     for key, letter in mine.items():
         assert letter["service"] == name
-        assert letter["stage"] in ("decode", "schema"), (sent[key], letter)
+        assert letter["stage"] in ("decode", "schema", "size"), (sent[key], letter)
         assert letter["error_message"]
     total = svc.wait_for("tideline_dead_letters_total", len(sent), service=name)
     assert total == len(sent)

@@ -6,7 +6,7 @@ from tideline import project, schemas, serde
 from tideline.dlq import RejectionError
 
 from services.ingest.dedup import Deduplicator
-from services.ingest.handler import Ingest
+from services.ingest.handler import OUTPUT_BYTES, Ingest
 
 from ...examples import example
 from ...projects import EXAMPLES
@@ -147,3 +147,23 @@ def test_dedup_forgets_after_the_window() -> None:
     assert dedup.first_time("b", NOW + timedelta(minutes=11))
     assert len(dedup) == 1
     assert dedup.first_time("a", NOW + timedelta(minutes=12))
+
+
+@pytest.mark.parametrize("over", [0, 1, 4096])
+def test_a_record_over_the_size_limit_is_refused_unread(over: int) -> None:
+    at_limit = card(merchant_id="m" * 200)
+    ingest = Ingest(CARDS, timedelta(hours=1), clock=lambda: NOW, max_record_bytes=len(at_limit))
+    assert ingest.event(at_limit) is not None  # at the limit: taken
+    too_big = card(event_id="e-2", merchant_id="m" * (201 + over))
+    with pytest.raises(RejectionError) as refused:
+        ingest.event(too_big)
+    assert (refused.value.stage, refused.value.error_class) == ("size", "RecordTooLarge")
+    with pytest.raises(RejectionError, match="size"):  # garbage too: unread, so not a decode error
+        ingest.label(b"\xff" * (len(at_limit) + 1 + over))
+
+
+def test_a_canonical_record_over_what_events_admits_is_refused() -> None:
+    ingest = Ingest(CARDS, timedelta(hours=1), clock=lambda: NOW, max_record_bytes=2**24)
+    with pytest.raises(RejectionError) as refused:
+        ingest.event(card(merchant_id="m" * OUTPUT_BYTES))
+    assert (refused.value.stage, refused.value.error_class) == ("size", "OutputTooLarge")

@@ -1,0 +1,92 @@
+"""A broker killed mid-stream (kill -9) on a three-broker cluster with replication factor 3:
+every acknowledged record is on its topic once, ingest and the feature store carry on
+without a restart, and features and Redis equal a recompute of what came in."""
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+from tideline import catalog, kafka, project
+from tideline.settings import Settings
+
+from ..integration.services.running import Service, collect
+from ..integration.services.test_featurestore_service import _assert_no_skew, _stream
+from ..projects import EXAMPLES
+from .conftest import Cluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+
+CARDS = project.load(EXAMPLES[0])
+
+
+async def _leader(settings: Settings, topic: str) -> int:
+    async with kafka.admin_session(settings) as client:
+        (described,) = await client.describe_topics([topic])
+    return int(next(p["leader"] for p in described["partitions"] if p["partition"] == 0))
+
+
+def _acknowledge(into: list[str], event_id: str) -> Callable[["asyncio.Future[object]"], None]:
+    def done(sent: "asyncio.Future[object]") -> None:
+        if sent.exception() is None:
+            into.append(event_id)
+
+    return done
+
+
+async def test_a_broker_killed_mid_stream_loses_nothing_acknowledged(
+    cluster: Cluster, on_cluster: Settings, running: list[Service]
+) -> None:
+    settings = on_cluster
+    await kafka.create_topics(settings)
+    raw = catalog.topic("events.raw").full_name(settings)
+    async with kafka.admin_session(settings) as client:
+        (described,) = await client.describe_topics([raw])
+    assert all(len(p["replicas"]) == 3 for p in described["partitions"])
+
+    services = [Service(name, settings) for name in ("ingest", "featurestore")]
+    for svc in services:
+        svc.start()
+        running.append(svc)
+    pids = [svc.pid for svc in services]
+    events = _stream(CARDS, 3000, seed=29)
+    acknowledged: list[str] = []
+    producer = kafka.producer(settings)
+    async with kafka.started(producer):
+        for i, e in enumerate(events):
+            body = {"event_id": e["event_id"], "event_time": e["event_time"].isoformat()}
+            sent = await producer.send(
+                raw, json.dumps(body | e["payload"]).encode(), key=e["entity_id"].encode()
+            )
+            sent.add_done_callback(_acknowledge(acknowledged, e["event_id"]))
+            if i == len(events) // 3:
+                await producer.flush()
+                await asyncio.to_thread(
+                    services[1].wait_for,
+                    "tideline_featurestore_events_total",
+                    len(acknowledged) // 2,
+                )
+                victim = await _leader(settings, raw)
+                assert cluster.brokers[victim - 1].process.kill()
+            if i % 100 == 0:
+                await asyncio.sleep(0.05)  # a stream, not a burst
+        await producer.flush()
+    assert len(acknowledged) == len(events)
+
+    await asyncio.to_thread(
+        services[0].wait_for, "tideline_ingest_records_out_total", len(acknowledged), 180
+    )
+    await asyncio.to_thread(
+        services[1].wait_for, "tideline_featurestore_events_total", len(acknowledged), 180
+    )
+    written = catalog.topic("events").bind(settings, CARDS.derived_schemas)
+    found = [
+        written.decode(m.value)["event_id"] for m in await collect(settings, "events", len(events))
+    ]
+    assert sorted(found) == sorted(acknowledged)  # each once
+    await _assert_no_skew(settings, CARDS)
+    assert [svc.pid for svc in services] == pids
+    assert all(svc.alive() for svc in services)
+    for svc in services:
+        assert svc.stop() == 0
+    await asyncio.to_thread(cluster.up)  # the victim back, for the tests after this one
