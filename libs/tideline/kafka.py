@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
@@ -71,6 +71,29 @@ async def admin_session(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient
         yield client
     finally:
         await client.close()
+
+
+async def adopt_offsets(
+    settings: Settings, group: str, former: str, topics: Sequence[str]
+) -> dict[TopicPartition, int]:
+    """If `group` has committed nothing on `topics` and `former` has, commit `former`'s
+    offsets as `group`'s: a renamed group carries on where the old one was. Returns
+    what was taken over."""
+    async with admin_session(settings) as client:
+        mine = await client.list_consumer_group_offsets(group)
+        if any(tp.topic in topics for tp in mine):
+            return {}
+        theirs = {
+            tp: found.offset
+            for tp, found in (await client.list_consumer_group_offsets(former)).items()
+            if tp.topic in topics and found.offset >= 0
+        }
+    if theirs:
+        taker = consumer(settings, group_id=group)
+        async with started(taker):
+            taker.assign(list(theirs))
+            await taker.commit(theirs)
+    return theirs
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,14 @@ class Service(Generic[S]):
         """Every topic it touches, the dead-letter topic included: all must exist."""
         return tuple(dict.fromkeys((*self.consumes, *self.produces, *self.reads, dlq.TOPIC)))
 
-    def group(self, settings: Settings, own: S) -> str:
-        return own.group_id or f"{settings.topic_prefix}{self.name}"
+    def group(self, settings: Settings, own: S, project_name: str) -> str:
+        """Its consumer group: one per prefix, service and model (project), so two models'
+        services on one stack never share one."""
+        return own.group_id or f"{settings.topic_prefix}{self.name}.{project_name}"
+
+    def former_group(self, settings: Settings) -> str:
+        """The group's name before it was per model: its offsets are taken over once."""
+        return f"{settings.topic_prefix}{self.name}"
 
 
 def run(declared: Service[Any]) -> None:
@@ -152,12 +158,13 @@ async def serve(declared: Service[S]) -> None:
 async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
     settings, name = context.settings, declared.name
     dead_letters = context.topic(dlq.TOPIC).name
-    consumer = kafka.consumer(
-        settings,
-        group_id=declared.group(settings, context.own),
-        auto_offset_reset=context.own.offset_reset,
-    )
+    group = declared.group(settings, context.own, context.project.name)
     consumed = [context.topic(t).name for t in declared.consumes]
+    if context.own.group_id is None:
+        former = declared.former_group(settings)
+        if adopted := await kafka.adopt_offsets(settings, group, former, consumed):
+            log.info("%s takes over %d committed offsets of %s", group, len(adopted), former)
+    consumer = kafka.consumer(settings, group_id=group, auto_offset_reset=context.own.offset_reset)
     if job.listener is None:
         consumer.subscribe(consumed)
     else:
@@ -170,7 +177,7 @@ async def _consume(declared: Service[S], context: Context[S], job: Job) -> None:
         return streams.Produce(dead_letters, key, value, None, tuple(headers))
 
     async with kafka.started(consumer):
-        log.info("consuming %s as %s", consumed, declared.group(settings, context.own))
+        log.info("consuming %s as %s", consumed, group)
         polled = Polled(name, consumer)
         await streams.run(consumer, context.producer, job, dead_letter, context.stop, polled)
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import TopicPartition
 from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
 
@@ -123,3 +124,30 @@ async def test_a_restarted_ingest_still_drops_repeats(settings: Settings, servic
     assert sorted(decoder.decode(m.value)[1]["event_id"] for m in events) == sorted(
         [f"r-{i}" for i in range(5)] + ["r-new"]
     )
+
+
+async def test_the_group_is_per_model_and_takes_over_the_former_group_s_place(
+    settings: Settings, running: list[Service]
+) -> None:
+    """An upgrade from groups named per service (`<prefix>ingest`) re-reads nothing."""
+    await kafka.create_topics(settings)
+    await produce(settings, "events.raw", [_card(f"old-{i}") for i in range(30)])
+    raw = catalog.topic("events.raw").full_name(settings)
+    former = kafka.consumer(settings, group_id=f"{settings.topic_prefix}ingest")
+    async with kafka.started(former):  # what the old release had committed: all 30 read
+        partitions = [TopicPartition(raw, p) for p in await kafka.partitions(settings, raw)]
+        former.assign(partitions)
+        await former.commit(await former.end_offsets(partitions))
+    svc = Service("ingest", settings)
+    svc.start()
+    running.append(svc)
+    await produce(settings, "events.raw", [_card("new-1")])
+    svc.wait_for("tideline_ingest_records_out_total", 1, topic="events")
+    async with kafka.admin_session(settings) as client:
+        groups = {g[0] for g in await client.list_consumer_groups()}
+    assert f"{settings.topic_prefix}ingest.{CARDS.name}" in groups
+    events = await collect(settings, "events", 1)
+    written = catalog.topic("events").bind(settings, CARDS.derived_schemas)
+    assert [written.decode(m.value)["event_id"] for m in events] == ["new-1"]
+    assert svc.metric("tideline_ingest_records_in_total") == 1
+    assert svc.stop() == 0
