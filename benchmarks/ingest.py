@@ -8,6 +8,7 @@ consumer group, write one record per input, and commit after every batch is ackn
 import asyncio
 import statistics
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import cards
@@ -16,7 +17,7 @@ from passthrough import passthrough, timed
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
-from tideline import catalog, kafka, project, service
+from tideline import catalog, kafka, project, service, streams
 from tideline.settings import Settings
 
 from services.ingest.handler import Ingest
@@ -43,6 +44,15 @@ async def fill(settings: Settings, values: list[bytes]) -> None:
     await producer.stop()
 
 
+def _handler(
+    proj: project.Project, settings: Settings
+) -> Callable[[streams.Messages], Awaitable[streams.Outcome]]:
+    """The service's batch handler, as the service runs it once its partitions are ready."""
+    ready = asyncio.Event()
+    ready.set()
+    return Batches(Ingest(proj, 100_000), settings, ready).handle
+
+
 async def bench(n: int, runs: int) -> None:
     settings = Settings().model_copy(update={"topic_prefix": f"bench-{uuid.uuid4().hex[:6]}."})
     await fill(settings, events(n))
@@ -57,7 +67,7 @@ async def bench(n: int, runs: int) -> None:
             ),
             (
                 "tideline ingest",
-                lambda: Batches(Ingest(proj, timedelta(hours=1)), settings).handle,
+                lambda: _handler(proj, settings),
                 "ingest",  # with the service's per-poll metrics
             ),
         ]

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tideline import catalog, serde
@@ -13,6 +13,9 @@ from tideline.rules import first_violation
 from services.ingest import parse
 from services.ingest.dedup import Deduplicator
 
+# On each record ingest writes to `events`: its event id, which dedup re-learns unread.
+EVENT_ID_HEADER = "tideline.event_id"
+
 
 @dataclass(frozen=True)
 class Output:
@@ -20,6 +23,7 @@ class Output:
     key: bytes
     value: bytes
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _millis(at: datetime) -> int:
@@ -34,19 +38,21 @@ class Ingest:
     def __init__(
         self,
         project: Project,
-        dedup_window: timedelta,
+        dedup_records: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_record_bytes: int = OUTPUT_BYTES,
     ) -> None:
         self.project = project
         self.clock = clock
+        self.dedup_records = dedup_records
         self.max_record_bytes = max_record_bytes
         self.event_decoder = serde.Decoder([project.event_schema])
         self.label_decoder = serde.Decoder([project.label_schema])
         self.event_fields = parse.Fields(project.event.fields, project.event.optional)
         self.label_fields = parse.Fields({project.label.field: project.label.type}, frozenset())
-        self.event_ids = Deduplicator(dedup_window)
-        self.label_ids = Deduplicator(dedup_window)
+        # Ids of the last `dedup_records` records of each partition of `events`, `labels`.
+        self.event_ids = Deduplicator(dedup_records * catalog.topic("events").partitions)
+        self.label_ids = Deduplicator(dedup_records * catalog.topic("labels").partitions)
 
     def event(self, value: bytes | None) -> Output | None:
         """The canonical event, or None for a duplicate; raises RejectionError."""
@@ -74,13 +80,14 @@ class Ingest:
         )
         if violation is not None:
             raise RejectionError("rule", "RuleViolation", violation[1], rule=violation[0])
-        if not self.event_ids.first_time(record["event_id"], record["event_time"]):
+        if not self.event_ids.first_time(record["event_id"]):
             return None
         return Output(
             topic="events",
             key=record["entity_id"].encode(),
             value=_fitting(serde.encode(self.project.event_schema, record)),
             timestamp_ms=_millis(record["event_time"]),
+            headers=((EVENT_ID_HEADER, record["event_id"].encode()),),
         )
 
     def label(self, value: bytes | None) -> Output | None:
@@ -99,7 +106,7 @@ class Ingest:
                 else parse.timestamp(label_time, "label_time"),
                 "payload": self.label_fields(body),
             }
-        if not self.label_ids.first_time(record["event_id"], record["label_time"]):
+        if not self.label_ids.first_time(record["event_id"]):
             return None
         return Output(
             topic="labels",
@@ -118,12 +125,9 @@ class Ingest:
             )
         return value
 
-    def remember(self, topic: str, record: dict[str, Any]) -> None:
-        """Mark an id already written (read back from the output topic at start)."""
-        if topic == "events":
-            self.event_ids.first_time(record["event_id"], record["event_time"])
-        else:
-            self.label_ids.first_time(record["event_id"], record["label_time"])
+    def remember(self, topic: str, event_id: str) -> None:
+        """Mark an id already written (read back from the output topic)."""
+        (self.event_ids if topic == "events" else self.label_ids).first_time(event_id)
 
 
 def _fitting(value: bytes) -> bytes:

@@ -12,7 +12,7 @@ from tideline.settings import Settings
 from ops import deadletters, launcher
 
 from ..projects import EXAMPLES
-from .services.running import Service, collect, produce
+from .services.running import Service, as_raw, collect, produce
 from .services.test_featurestore_service import _stream
 
 pytestmark = pytest.mark.integration
@@ -32,19 +32,11 @@ def _cli(settings: Settings, *args: str) -> str:
     return done.stdout
 
 
-def _json_events(count: int) -> list[bytes]:
-    events = []
-    for e in _stream(CARDS, count, seed=5):
-        body = {"event_id": e["event_id"], "event_time": e["event_time"].isoformat()}
-        events.append(json.dumps(body | e["payload"]).encode())
-    return events
-
-
 async def test_refused_records_are_looked_at_then_resent_once_fixed(
     settings: Settings, running: list[Service]
 ) -> None:
     await kafka.create_topics(settings)
-    raw = _json_events(40)
+    raw, _ = as_raw(_stream(CARDS, 40, seed=5))
     limit = sorted(len(r) for r in raw)[len(raw) // 2]  # half the events are over it
     too_big = [r for r in raw if len(r) > limit]
     strict = Service("ingest", settings, EXAMPLES[0])

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from aiokafka import ConsumerRecord
 from tideline import catalog, kafka, serde
 from tideline.durations import epoch_millis
@@ -49,6 +50,16 @@ async def produce(
         await producer.flush()
     finally:
         await producer.stop()
+
+
+def as_raw(events: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bytes | None]]:
+    """Canonical events as a business system sends them to `events.raw`: JSON values, and
+    keys by entity id (as the catalog says, so an event's repeats share its partition)."""
+    values = []
+    for e in events:
+        body = {"event_id": e["event_id"], "event_time": e["event_time"].isoformat()}
+        values.append(orjson.dumps(body | e["payload"]))
+    return values, [e["entity_id"].encode() for e in events]
 
 
 async def collect(

@@ -1,5 +1,5 @@
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from tideline import project, schemas, serde
@@ -33,7 +33,7 @@ def card(**overrides: object) -> bytes:
 
 @pytest.fixture
 def ingest() -> Ingest:
-    return Ingest(CARDS, timedelta(hours=1), clock=lambda: NOW)
+    return Ingest(CARDS, 1000, clock=lambda: NOW)
 
 
 def test_json_event_becomes_canonical_avro(ingest: Ingest) -> None:
@@ -127,7 +127,7 @@ def test_labels(ingest: Ingest) -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
 def test_every_example_project_ingests_its_own_avro(path: object) -> None:
     proj = project.load(path)  # type: ignore[arg-type]
-    ingest = Ingest(proj, timedelta(hours=1), clock=lambda: NOW)
+    ingest = Ingest(proj, 1000, clock=lambda: NOW)
     record = example(proj.event_schema.parsed)
     record["event_time"] = NOW
     record["entity_id"] = record["payload"][proj.event.entity_key]
@@ -140,19 +140,29 @@ def test_every_example_project_ingests_its_own_avro(path: object) -> None:
     assert ingest.event(serde.encode(proj.event_schema, record)) is not None
 
 
-def test_dedup_forgets_after_the_window() -> None:
-    dedup = Deduplicator(timedelta(minutes=10))
-    assert dedup.first_time("a", NOW)
-    assert not dedup.first_time("a", NOW + timedelta(minutes=5))
-    assert dedup.first_time("b", NOW + timedelta(minutes=11))
-    assert len(dedup) == 1
-    assert dedup.first_time("a", NOW + timedelta(minutes=12))
+def test_dedup_remembers_the_last_ids_whatever_their_event_times() -> None:
+    dedup = Deduplicator(3)
+    assert all(dedup.first_time(i) for i in "abc")
+    assert not dedup.first_time("a")
+    assert dedup.first_time("d")  # "a" was the oldest: forgotten now
+    assert len(dedup) == 3
+    assert dedup.first_time("a")
+    assert not any(dedup.first_time(i) for i in "da")
+
+
+def test_a_backfill_of_old_events_is_deduplicated_too(ingest: Ingest) -> None:
+    old = "2026-10-26T12:00:00+00:00"  # four weeks before NOW: a backfill
+    assert ingest.event(card(event_id="b-1", event_time=old)) is not None
+    assert ingest.event(card(event_id="b-1", event_time=old)) is None
+    out = ingest.event(card(event_id="b-2"))
+    assert out is not None
+    assert dict(out.headers)["tideline.event_id"] == b"b-2"
 
 
 @pytest.mark.parametrize("over", [0, 1, 4096])
 def test_a_record_over_the_size_limit_is_refused_unread(over: int) -> None:
     at_limit = card(merchant_id="m" * 200)
-    ingest = Ingest(CARDS, timedelta(hours=1), clock=lambda: NOW, max_record_bytes=len(at_limit))
+    ingest = Ingest(CARDS, 1000, clock=lambda: NOW, max_record_bytes=len(at_limit))
     assert ingest.event(at_limit) is not None  # at the limit: taken
     too_big = card(event_id="e-2", merchant_id="m" * (201 + over))
     with pytest.raises(RejectionError) as refused:
@@ -163,7 +173,7 @@ def test_a_record_over_the_size_limit_is_refused_unread(over: int) -> None:
 
 
 def test_a_canonical_record_over_what_events_admits_is_refused() -> None:
-    ingest = Ingest(CARDS, timedelta(hours=1), clock=lambda: NOW, max_record_bytes=2**24)
+    ingest = Ingest(CARDS, 1000, clock=lambda: NOW, max_record_bytes=2**24)
     with pytest.raises(RejectionError) as refused:
         ingest.event(card(merchant_id="m" * OUTPUT_BYTES))
     assert (refused.value.stage, refused.value.error_class) == ("size", "OutputTooLarge")
