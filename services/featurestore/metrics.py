@@ -18,6 +18,10 @@ STATE_TRIMMED = Counter(
     "tideline_featurestore_state_trimmed_total",
     "Oldest rows dropped to keep an entity's state under its byte bound.",
 )
+STATE_UNREADABLE = Counter(
+    "tideline_featurestore_state_unreadable_total",
+    "Records of the state changelog skipped at restore: not a window state.",
+)
 REBUILDS = Counter(
     "tideline_featurestore_online_rebuilds_total",
     "Times Redis was found to have lost writes and partitions were rewritten from `features`.",

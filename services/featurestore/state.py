@@ -8,12 +8,17 @@ ahead of the commit after a crash, and the state's offsets make the replay harml
 """
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 
 from tideline import catalog, kafka, streams
-from tideline.errors import TidelineError
+from tideline.errors import DecodeError, TidelineError
 from tideline.settings import Settings
 from tideline.windows import EntityState
+
+from services.featurestore import metrics
+
+log = logging.getLogger(__name__)
 
 TOPIC = catalog.topic("featurestore.state")
 
@@ -55,9 +60,22 @@ class WindowStates:
         ]
         count = 0
         async for message in streams.read_ranges(self.settings, ranges):
-            entity = message.key.decode() if message.key is not None else ""
-            record = self.changelog_topic.decode(message.value)
-            self.data[entity] = EntityState.from_record(record)
+            entity = message.key.decode(errors="replace") if message.key is not None else ""
+            try:
+                state = EntityState.from_record(self.changelog_topic.decode(message.value))
+            except (DecodeError, ValueError, TypeError, KeyError) as exc:
+                # Not ours (we write only what decodes): skipped, said, counted. A later
+                # record of the entity, or its next event, replaces it.
+                log.warning(
+                    "skipped an unreadable state record at %s/%d/%d: %s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    exc,
+                )
+                metrics.STATE_UNREADABLE.inc()
+                continue
+            self.data[entity] = state
             self._partition[entity] = message.partition
             count += 1
         return count

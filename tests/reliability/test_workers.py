@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 from tideline import catalog, kafka, project
 from tideline.settings import Settings
 
 from ops import synthetic
 
-from ..integration.services.running import Service, as_raw, collect, produce
+from ..integration.services.running import Service, as_raw, collect, produce, wait_committed
 from ..integration.services.test_featurestore_service import _assert_no_skew
 from ..projects import EXAMPLES
 
@@ -32,24 +31,6 @@ def _events(count: int, seed: int) -> list[dict[str, Any]]:
     recent = list(generator.stream(now, count // 2, timedelta(milliseconds=300)))
     old = list(generator.stream(backfill, count - count // 2, timedelta(milliseconds=300)))
     return [e for pair in zip(recent, old, strict=False) for e in pair]
-
-
-async def _consumed(settings: Settings, service: str, topics: list[str]) -> None:
-    """Until the service's group has committed every record of `topics` as of now."""
-    raw = [catalog.topic(t).full_name(settings) for t in topics]
-    group = f"{settings.topic_prefix}{service}.{CARDS.name}"
-    probe = kafka.consumer(settings, group_id=None)
-    async with kafka.started(probe), kafka.admin_session(settings) as client:
-        partitions = [
-            TopicPartition(t, p) for t in raw for p in await kafka.partitions(settings, t)
-        ]
-        ends = await probe.end_offsets(partitions)
-        async with asyncio.timeout(240):
-            while True:
-                done = await client.list_consumer_group_offsets(group)
-                if all(tp in done and done[tp].offset >= ends[tp] for tp in partitions):
-                    return
-                await asyncio.sleep(0.2)
 
 
 async def test_rebalanced_workers_write_each_event_once_and_agree_with_a_recompute(
@@ -97,8 +78,8 @@ async def test_rebalanced_workers_write_each_event_once_and_agree_with_a_recompu
     await wait(ingest_c, "tideline_ingest_records_in_total", 1)
     await sending
 
-    await _consumed(settings, "ingest", ["events.raw"])
-    await _consumed(settings, "featurestore", ["events"])
+    await wait_committed(settings, "ingest", ["events.raw"])
+    await wait_committed(settings, "featurestore", ["events"])
     written = catalog.topic("events").bind(settings, CARDS.derived_schemas)
     found = [written.decode(m.value)["event_id"] for m in await collect(settings, "events", 3000)]
     assert len(found) == len(set(found)), f"{len(found) - len(set(found))} events written twice"

@@ -1,5 +1,6 @@
 """Services run as a user runs them (`tideline run NAME`, a real process) against the test's topics."""
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -7,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from tideline import catalog, kafka, serde
 from tideline.durations import epoch_millis
-from tideline.project import Project
+from tideline.project import Project, load
 from tideline.settings import Settings
 
 from ops import launcher, synthetic
@@ -137,3 +138,24 @@ def start_service(name: str, settings: Settings, services: list[Service], **env:
     services.append(svc)
     svc.wait_for("tideline_last_poll_timestamp_seconds", 1)
     return svc
+
+
+async def wait_committed(
+    settings: Settings, service: str, topics: Sequence[str], project: Project | None = None
+) -> None:
+    """Until the service's group has committed every record of `topics` there is now."""
+    full = [catalog.topic(t).full_name(settings) for t in topics]
+    name = (project or load(EXAMPLES[0])).name
+    group = f"{settings.topic_prefix}{service}.{name}"
+    probe = kafka.consumer(settings, group_id=None)
+    async with kafka.started(probe), kafka.admin_session(settings) as client:
+        partitions = [
+            TopicPartition(t, p) for t in full for p in await kafka.partitions(settings, t)
+        ]
+        ends = await probe.end_offsets(partitions)
+        async with asyncio.timeout(240):
+            while True:
+                done = await client.list_consumer_group_offsets(group)
+                if all(tp in done and done[tp].offset >= ends[tp] for tp in partitions):
+                    return
+                await asyncio.sleep(0.2)

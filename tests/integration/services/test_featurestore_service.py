@@ -308,3 +308,21 @@ async def test_an_entity_s_state_stays_under_the_changelog_limit(
     second.wait_for("tideline_featurestore_events_total", 1)
     assert await _assert_no_skew(settings, definition) == len(stream) + 1
     assert second.stop() == 0
+
+
+async def test_an_unreadable_state_record_is_skipped_at_restore(
+    topics: Settings, running: list[Service]
+) -> None:
+    """The changelog is compacted and kept: a foreign record there must not stop every start."""
+    settings = topics
+    definition = project.load(EXAMPLES[0])
+    garbage = [b"\x00\xffgarbage", b"", b"\xc3\x01" + b"\x00" * 8]
+    await produce(settings, "featurestore.state", garbage, keys=[b"card_id-1"] * 3)
+    raw = _stream(definition, 300, seed=37)
+    await produce(settings, "events", **_encode(definition, raw))
+    svc = _featurestore(settings, EXAMPLES[0], running)
+    svc.wait_for("tideline_featurestore_events_total", len(raw))
+    assert svc.metric("tideline_featurestore_state_unreadable_total") == len(garbage)
+    assert await _assert_no_skew(settings, definition) == len(raw)
+    assert svc.alive()
+    assert svc.stop() == 0
