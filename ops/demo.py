@@ -74,6 +74,7 @@ class Report:
     accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)  # bucket: (acc, n)
     labelled_to_detection: int | None = None  # events from the drift point to the detection
     loop_s: float | None = None  # drift point to the new champion's first prediction
+    events_to_new_champion: int | None = None  # the same, in events sent since the drift point
     timeline: list[tuple[float, str]] = field(default_factory=list)  # s from the drift point
 
     def to_json(self) -> str:
@@ -212,6 +213,29 @@ class Observer:
             if record["action"] in ("promoted", "challenger", "rejected"):
                 self.note(f"registry: v{model['version']} {record['action']}: {record['reason']}")
 
+    def settled(self, window: int) -> bool:
+        """Whether the loop has caught up with the stream: no run in flight, a registry
+        verdict on each published one, and the last `window` predictions all by the
+        newest champion."""
+        if self.statuses and self.statuses[-1]["state"] not in ("published", "failed"):
+            return False
+        published = sum(s["state"] == "published" for s in self.statuses)
+        decided = [u for u in self.updates if u["action"] in ("promoted", "challenger", "rejected")]
+        if len(decided) < published:
+            return False
+        promoted = [u["model"]["version"] for u in decided if u["action"] == "promoted"]
+        recent = {version for _, version, _ in self.served[-window:]}
+        return len(self.served) >= window and recent == {max(promoted, default=0)}
+
+    async def scored(self, traffic: "Traffic", phase: str, timeout_s: float = 120) -> None:
+        """Until every event of `phase` sent has its champion's prediction (or `timeout_s`)."""
+        sent = sum(p == phase for p in traffic.phase.values())
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if sum(traffic.phase.get(e) == phase for e, _, _ in self.served) >= sent:
+                return
+            await asyncio.sleep(0.1)
+
 
 def _served_ok(
     traffic: Traffic, served: list[tuple[str, int, bool]]
@@ -257,6 +281,11 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
     served_new = [report.first_served[v] for v in newer if v in report.first_served]
     if served_new:
         report.loop_s = min(served_new) - report.onset
+    after_ids = [e for e, phase in traffic.phase.items() if phase == "after"]  # in sent order
+    position = {e: i for i, e in enumerate(after_ids)}
+    by_new = [position[e] for e, v, _ in observer.served if v in newer and e in position]
+    if by_new:
+        report.events_to_new_champion = min(by_new)
 
 
 async def _wait_metric(port: int, sample: str, total: float, **labels: str) -> None:
@@ -320,8 +349,15 @@ async def loop(
                     else "control run: the rule never changes"
                 )
                 await traffic.stream(plan.after, "after", progress)
+                # Ended by the stream, not a clock: on a busy machine the loop lags the
+                # stream, so the stream goes on (up to as many events again) until the
+                # loop has caught up with it.
+                for _ in range(plan.after // plan.rate):
+                    if observer.settled(plan.last_window):
+                        break
+                    await traffic.stream(plan.rate, "after", progress)
                 await traffic.flush_labels()
-            await asyncio.sleep(3)  # the last predictions and drift verdicts
+                await observer.scored(traffic, "after")
     finally:
         for task in watching:
             task.cancel()
@@ -343,6 +379,7 @@ def show(report: Report, console: Console) -> None:
             + f"; retrains: {report.retrains}; promoted: {report.promotions}"
             + (
                 f"; from the drift point to the new champion serving: {report.loop_s:.1f} s"
+                f" ({report.events_to_new_champion} events)"
                 if report.loop_s is not None
                 else ""
             )

@@ -54,7 +54,8 @@ def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
     assert promotions == sorted(set(promotions))
     assert set(promotions) <= {2, 3, 4}
     assert {"1", "2"} <= set(report["first_served"])  # serving switched to the new champion
-    assert report["loop_s"] < 60
+    # the new champion serves within the planned stream, however slow the machine
+    assert report["events_to_new_champion"] < 10_000
     accuracy = report["accuracy"]
     before, _ = accuracy["before the drift point"]
     stale, _ = accuracy["after it, v1 still serving"]
