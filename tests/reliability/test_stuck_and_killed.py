@@ -8,10 +8,14 @@ import signal
 
 import pytest
 from tideline import catalog, kafka, project
+from tideline.models import ModelClient
 from tideline.settings import Settings
+
+from ops import control
 
 from ..integration.services.running import Service, as_raw, collect, produce, wait_committed
 from ..integration.services.test_featurestore_service import _assert_no_skew, _encode, _stream
+from ..integration.services.test_trainer_registry import _stack
 from ..projects import EXAMPLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
@@ -87,3 +91,20 @@ async def test_ingest_killed_mid_stream_loses_nothing_and_writes_nothing_twice(
     assert len(found) == len(set(found)), f"{len(found) - len(set(found))} events written twice"
     assert set(found) == {e["event_id"] for e in raw}
     assert second.stop() == 0
+
+
+async def test_the_trainer_killed_mid_run_redoes_it_once(
+    settings: Settings, running: list[Service]
+) -> None:
+    await _stack(settings, running, rows=2500)
+    (trainer,) = [s for s in running if s.name == "trainer"]
+    order = control.TrainingOrder(CARDS.name, "test")
+    asked = asyncio.create_task(control.train(settings, order, timeout_s=180))
+    await asyncio.to_thread(trainer.wait_for, "tideline_trainer_running", 1, model=CARDS.name)
+    assert trainer.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-run: nothing published yet
+    await asyncio.to_thread(_start, "trainer", settings, running)
+    outcome = await asked
+    assert outcome.decision is not None
+    assert outcome.decision["action"] == "promoted"
+    registry = await ModelClient(settings).registry()
+    assert [v["version"] for v in registry.listing()] == [1]  # one run, one candidate
