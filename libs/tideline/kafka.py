@@ -8,7 +8,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from tideline import catalog
 from tideline.errors import StackError
@@ -80,12 +85,12 @@ async def adopt_offsets(
     offsets as `group`'s: a renamed group carries on where the old one was. Returns
     what was taken over."""
     async with admin_session(settings) as client:
-        mine = await client.list_consumer_group_offsets(group)
+        mine = await _group_offsets(client, group)
         if any(tp.topic in topics for tp in mine):
             return {}
         theirs = {
             tp: found.offset
-            for tp, found in (await client.list_consumer_group_offsets(former)).items()
+            for tp, found in (await _group_offsets(client, former)).items()
             if tp.topic in topics and found.offset >= 0
         }
     if theirs:
@@ -94,6 +99,20 @@ async def adopt_offsets(
             taker.assign(list(theirs))
             await taker.commit(theirs)
     return theirs
+
+
+async def _group_offsets(client: AIOKafkaAdminClient, group: str) -> dict[TopicPartition, Any]:
+    """A group's committed offsets. On a new cluster the first ask makes the broker create
+    its offsets topic, and it answers "coordinator not available" until that is done."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                found: dict[TopicPartition, Any] = await client.list_consumer_group_offsets(group)
+                return found
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 @dataclass(frozen=True)

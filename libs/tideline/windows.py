@@ -14,10 +14,11 @@ behind the newest event time seen for its entity is late: it changes no window
 and gets no vector; the caller sends it to the dead-letter topic.
 
 An entity's state is bounded in bytes (`STATE_BYTES`, under the changelog topic's
-record limit): when an event would take it over, the entity's oldest-arriving rows
-are dropped until it fits, and its windows count without them. An event whose row
-alone would not fit changes nothing and gets no vector, like a late one. Both are
-decided here, per event, so the stream and an offline replay still agree.
+record limit): an event that would take it over is refused, changes nothing and gets
+no vector, like a late one; the entity takes events again as its old rows leave the
+windows. Refusing rather than dropping old rows keeps every vector reproducible: a
+replay after a crash recomputes each from the rows held, which dropping would lose.
+Decided here, per event, so the stream and an offline replay agree.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -91,7 +92,7 @@ class LateEventError(Exception):
 
 
 class OversizedEventError(LateEventError):
-    """The event's row alone is over `STATE_BYTES`: it is refused, as a late event is."""
+    """The event would take its entity's state over `STATE_BYTES`: refused, as a late one is."""
 
 
 class Computer:
@@ -100,7 +101,6 @@ class Computer:
     def __init__(self, features: FeatureSet, state_bytes: int = STATE_BYTES) -> None:
         self.features = features
         self.state_bytes = state_bytes
-        self.trimmed = 0  # rows dropped to keep a state under `state_bytes`, so far
         self.lateness = millis(features.allowed_lateness)
         self.horizon = max((millis(a.window.size) for a in features.aggregations), default=0)
         # The fields rows keep, and where each aggregation finds its field in a row.
@@ -135,33 +135,21 @@ class Computer:
                     f" newest event time {state.watermark}"
                 )
             row = (t, offset, *(payload.get(f) for f in self.fields))
-            size = _size(row)
-            if size + 1 > self.state_bytes:
+            watermark = t if state.watermark is None else max(state.watermark, t)
+            oldest = watermark - self.lateness - self.horizon
+            kept, dropped = state.rows, 0
+            if kept and kept[0][TIME] < oldest:
+                dropped = sum(_size(r) for r in kept if r[TIME] < oldest)
+                kept = [r for r in kept if r[TIME] >= oldest]
+            size = state.size - dropped + _size(row)
+            if size > self.state_bytes:
                 state.offset = offset
                 raise OversizedEventError(
-                    f"the event's row takes {size} bytes, an entity's state at most"
-                    f" {self.state_bytes}"
+                    f"the entity's state would take {size} bytes, at most {self.state_bytes}"
                 )
-            state.rows.append(row)
-            state.size += size
-            state.offset = offset
-            state.watermark = t if state.watermark is None else max(state.watermark, t)
-            oldest = state.watermark - self.lateness - self.horizon
-            if state.rows[0][TIME] < oldest:
-                state.size -= sum(_size(row) for row in state.rows if row[TIME] < oldest)
-                state.rows = [row for row in state.rows if row[TIME] >= oldest]
-            if state.size > self.state_bytes:
-                self._trim(state)
+            kept.append(row)
+            state.rows, state.size, state.offset, state.watermark = kept, size, offset, watermark
         return self._values(state.rows, t, offset, payload)
-
-    def _trim(self, state: EntityState) -> None:
-        """Drop the oldest-arriving rows until the state fits (the newest always does)."""
-        drop = 0
-        while state.size > self.state_bytes:
-            state.size -= _size(state.rows[drop])
-            drop += 1
-        del state.rows[:drop]
-        self.trimmed += drop
 
     def _values(
         self, rows: Sequence[Row], t: int, offset: int, payload: Mapping[str, Any]

@@ -25,7 +25,6 @@ class Batch:
     # entity -> (partition it was read from, its state now): the changelog's share
     changed: dict[str, tuple[int, windows.EntityState]] = field(default_factory=dict)
     replays: int = 0
-    trimmed: int = 0  # rows dropped to keep states under their bound
 
     def latest(self) -> list[Entry]:
         """Each entity's newest vector of the batch: all the online store needs."""
@@ -56,7 +55,6 @@ class FeatureStore:
         self, records: Iterable[Source], states: MutableMapping[str, windows.EntityState]
     ) -> Batch:
         batch = Batch()
-        trimmed = self.computer.trimmed
         computed_at = epoch_millis(self.clock())
         for source, event in dlq.decoded(self.events, records, batch.rejected):
             entity = event["entity_id"]
@@ -94,5 +92,4 @@ class FeatureStore:
                 continue
             entry = Entry(entity, event["event_id"], t, source.offset, values)
             batch.vectors.append(Vector(entry, record, source.partition))
-        batch.trimmed = self.computer.trimmed - trimmed
         return batch

@@ -14,10 +14,6 @@ ONLINE_WRITES = Counter(
 ONLINE_ERRORS = Counter(
     "tideline_featurestore_online_errors_total", "Failed Redis writes (retried)."
 )
-STATE_TRIMMED = Counter(
-    "tideline_featurestore_state_trimmed_total",
-    "Oldest rows dropped to keep an entity's state under its byte bound.",
-)
 STATE_UNREADABLE = Counter(
     "tideline_featurestore_state_unreadable_total",
     "Records of the state changelog skipped at restore: not a window state.",

@@ -95,7 +95,6 @@ class Batches:
         metrics.EVENTS.inc(len(messages))
         metrics.VECTORS.inc(len(batch.vectors))
         metrics.REPLAYS.inc(batch.replays)
-        metrics.STATE_TRIMMED.inc(batch.trimmed)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return streams.Outcome(out, batch.rejected)
 

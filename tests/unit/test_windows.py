@@ -300,19 +300,24 @@ def test_an_unknown_kind_is_refused_with_the_known_ones() -> None:
         Transform(name="f", kind="sqrt", field="amount")
 
 
-def test_an_entity_s_state_stays_under_its_byte_bound_oldest_rows_first() -> None:
+def test_an_entity_s_state_stays_under_its_byte_bound_new_events_refused() -> None:
     bound = 2_000
     entity = Entity()
     entity.computer = Computer(FEATURES, state_bytes=bound)
-    for minute in range(40):  # all inside the hour: only the bound drops rows
-        entity.at(minute * 0.5, shop="s" * 90)
+    refused = 0
+    for minute in range(40):  # all inside the hour: only the bound keeps rows out
+        try:
+            entity.at(minute * 0.5, shop="s" * 90)
+        except OversizedEventError:
+            refused += 1
         held = entity.state.to_record()["rows"]
         assert entity.state.size == len(held.encode()) <= bound
-    assert entity.computer.trimmed > 0
-    # the newest rows are the ones kept, and the windows count only those
+    assert refused > 0
+    # the first rows are kept, the later refused, and the windows count what is held
     offsets = [row[1] for row in entity.state.rows]
-    assert offsets == list(range(41 - len(offsets), 41))
-    assert entity.at(20)["n_10m"] == len(entity.state.rows)
+    assert offsets == list(range(1, len(offsets) + 1))
+    # once the old rows leave the windows (an hour and the lateness later), it takes events
+    assert entity.at(70, shop="s")["n_10m"] == 1
 
 
 def test_an_event_too_large_for_any_state_changes_nothing() -> None:
@@ -326,14 +331,23 @@ def test_an_event_too_large_for_any_state_changes_nothing() -> None:
     assert entity.at(2)["n_10m"] == 2  # and the entity carries on
 
 
-def test_a_bounded_stream_and_its_offline_replay_agree() -> None:
+def test_a_bounded_stream_its_replays_and_its_offline_replay_agree() -> None:
     # 3 MB of rows inside the hour: over the real bound, which replay uses too
     events = [
         Event("e", ms(T0 + timedelta(seconds=i)), i, {"amount": 1.0, "shop": "y" * 10_000})
         for i in range(300)
     ]
     computer, state = Computer(FEATURES), EntityState()
-    online = [computer.apply(state, e.t, e.offset, e.payload) for e in events]
+    online: list[dict[str, Any] | None] = []
+    for e in events:
+        try:
+            online.append(computer.apply(state, e.t, e.offset, e.payload))
+        except LateEventError:
+            online.append(None)
     assert [values for _, values in replay(FEATURES, events)] == online
-    assert computer.trimmed > 0
+    assert 0 < sum(v is None for v in online) < len(online)
     assert len(state.to_record()["rows"]) <= STATE_BYTES
+    # a replay after a crash recomputes every vector it emitted, exactly
+    for e, values in zip(events, online, strict=True):
+        if values is not None:
+            assert computer.apply(state, e.t, e.offset, e.payload) == values

@@ -1,11 +1,13 @@
 """Services run as a user runs them (`tideline run NAME`, a real process) against the test's topics."""
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
@@ -25,10 +27,24 @@ def environment(settings: Settings, project: Any = EXAMPLES[0]) -> dict[str, str
 
 
 class Service(launcher.Process):
-    """A service process of the test's: its example project, a free metrics port."""
+    """A service process of the test's: its example project, a free metrics port, and its
+    log in a file, whose end a failed wait shows (a service that died says why)."""
 
     def __init__(self, name: str, settings: Settings, project: Any = EXAMPLES[0]) -> None:
         super().__init__(name, settings, project, port=launcher.free_port())
+        self.log = Path(tempfile.mkstemp(prefix=f"tideline-{name}-", suffix=".log")[1])
+
+    def start(self, output: IO[Any] | int | None = None) -> "Service":
+        with self.log.open("ab") as log:
+            super().start(log if output is None else output)
+        return self
+
+    def wait_for(self, sample: str, at_least: float, timeout_s: float = 90, **labels: str) -> float:
+        try:
+            return super().wait_for(sample, at_least, timeout_s, **labels)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = self.log.read_text(errors="replace").splitlines()[-25:]
+            raise type(exc)(f"{exc}; {self.name}'s log ends:\n" + "\n".join(tail)) from exc
 
 
 async def produce(
