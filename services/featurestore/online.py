@@ -40,12 +40,8 @@ class Materializer:
         features: catalog.Bound,
         producer: AIOKafkaProducer,
     ) -> None:
-        self.settings, self.writer, self.features, self.producer = (
-            settings,
-            writer,
-            features,
-            producer,
-        )
+        self.settings, self.writer = settings, writer
+        self.features, self.producer = features, producer
         self.expected: dict[int, int] = {}  # partition -> the offset its mark must reach
         self._next_check = 0.0
 
@@ -55,7 +51,8 @@ class Materializer:
         marks = await self.writer.marks(list(applied))
         lost = [p for p, top in applied.items() if _short(marks[p], top)]
         for p, top in applied.items():
-            self.expected[p] = max(marks[p] or -1, top)
+            mark = marks[p]
+            self.expected[p] = top if mark is None else max(mark, top)
         if lost:
             await self.rebuild(lost)
 
