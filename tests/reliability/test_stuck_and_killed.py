@@ -32,9 +32,15 @@ def _start(name: str, settings: Settings, running: list[Service]) -> Service:
 
 
 async def _paced(
-    settings: Settings, topic: str, chunks: list[tuple[list[bytes], list[bytes | None]]]
+    settings: Settings,
+    topic: str,
+    chunks: list[tuple[list[bytes], list[bytes | None]]],
+    halfway: asyncio.Event | None = None,
 ) -> None:
-    for values, keys in chunks:
+    """Chunk by chunk; if `halfway` is given, the second half waits until it is set."""
+    for i, (values, keys) in enumerate(chunks):
+        if halfway is not None and i == len(chunks) // 2:
+            await halfway.wait()
         await produce(settings, topic, values, keys)
         await asyncio.sleep(0.2)
 

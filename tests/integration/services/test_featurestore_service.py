@@ -250,10 +250,11 @@ async def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     topics: Settings, running: list[Service]
 ) -> None:
     settings = topics
-    definition, count, producing, first = await _mid_stream(settings, running, seed=11)
+    halfway = asyncio.Event()  # on a busy machine the stream could end before the kill
+    definition, count, producing, first = await _mid_stream(settings, running, 11, halfway)
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert not producing.done(), "the kill should land mid-stream"
-    await asyncio.sleep(1)
+    halfway.set()
     second = _featurestore(settings, EXAMPLES[0], running)
     await producing
     assert await _assert_no_skew(settings, definition) == count
