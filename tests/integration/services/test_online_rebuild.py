@@ -1,6 +1,7 @@
 """The online store survives Redis: a killed redis-server keeps its writes, and when Redis
 loses them anyway (a flush, a restart without its files) the feature store rewrites
-every entity it owns, on a private redis-server started as `tideline stack up` starts it."""
+every entity it owns, running or at its next start. On a private redis-server started
+as `tideline stack up` starts it."""
 
 import shutil
 from collections.abc import Iterator
@@ -32,6 +33,14 @@ def private(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server.start()
     yield server
     server.process.stop()
+
+
+def _flush(settings: Settings) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
 
 
 def test_a_killed_redis_server_comes_back_with_every_write(private: RedisServer) -> None:
@@ -67,11 +76,7 @@ async def test_the_feature_store_rewrites_what_redis_lost(
     assert svc.metric("tideline_featurestore_online_rebuilds_total") == 0
 
     # A flush while no event comes: the idle partitions' marks are gone, so are their keys.
-    client = redis.Redis.from_url(own.redis_url)
-    try:
-        client.flushall()
-    finally:
-        client.close()
+    _flush(own)
     svc.wait_for("tideline_featurestore_online_rebuilds_total", 1)
     await _assert_no_skew(own, CARDS)
 
@@ -85,3 +90,10 @@ async def test_the_feature_store_rewrites_what_redis_lost(
     assert svc.metric("tideline_featurestore_online_rebuilds_total") >= 2
     assert svc.alive()
     assert svc.stop() == 0
+
+    # Lost while no feature store ran: the next one finds out as it restores its state.
+    _flush(own)
+    again = _featurestore(own, EXAMPLES[0], running)
+    again.wait_for("tideline_featurestore_online_rebuilds_total", 1)
+    assert await _assert_no_skew(own, CARDS) == len(raw)
+    assert again.stop() == 0
