@@ -97,16 +97,33 @@ class ManagedProcess:
         return True
 
     def kill(self) -> bool:
-        """SIGKILL, as a crash would, and wait until it is gone. False if it was not running."""
+        """SIGKILL, as a crash would, and wait until it is gone. False if it was not running.
+
+        Its whole process group: a child it forked (Redis writing its append-only file)
+        would otherwise live on, holding the port, and a restart would fail to bind it."""
         pid = self.pid()
         self.pidfile.unlink(missing_ok=True)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # started in a session of its own: the group is its pid
         while alive(pid):
             time.sleep(0.05)
         _reap(pid)
+        while _group_alive(pid):
+            time.sleep(0.05)
         return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies hold no port: not counted)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:
+            continue
+        if state != "Z" and int(group) == pgid:
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:

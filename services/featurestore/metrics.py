@@ -25,6 +25,11 @@ REBUILDS = Counter(
 REBUILT = Counter(
     "tideline_featurestore_online_rebuilt_total", "Entity vectors rewritten by rebuilds."
 )
+REBUILD_SKIPPED = Counter(
+    "tideline_featurestore_online_rebuild_skipped_total",
+    "Records of `features` a rebuild could not use (not a vector of this feature set, or"
+    " an offset header it cannot read): skipped.",
+)
 BATCH_SECONDS = Histogram(
     "tideline_featurestore_batch_seconds",
     "Time to compute, send and materialize one batch.",

@@ -113,18 +113,25 @@ class Materializer:
         )
 
     def _entry(self, message: streams.Message) -> Entry | None:
-        try:
-            vector = self.features.decode(message.value)
-        except DecodeError:  # not this feature set's: its readers dead-letter it
-            return None
+        """The record as an entry to rewrite; None (skipped, counted) if it is not a vector
+        of this feature set with an offset (its readers dead-letter it)."""
         # A vector written before they carried their event's offset ties at offset 0:
         # event time still orders it.
         offset = dict(message.headers).get(OFFSET_HEADER, b"0")
+        try:
+            vector = self.features.decode(message.value)
+            if vector["feature_version"] != self.writer.layout.version:
+                raise ValueError(f"feature set {vector['feature_version']}")
+            at = int(offset)
+        except (DecodeError, ValueError) as exc:
+            metrics.REBUILD_SKIPPED.inc()
+            log.warning("rebuild skipped offset %d of %s: %s", message.offset, message.topic, exc)
+            return None
         return Entry(
             vector["entity_id"],
             vector["event_id"],
             epoch_millis(vector["event_time"]),
-            int(offset),
+            at,
             vector["values"],
         )
 

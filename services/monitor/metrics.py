@@ -40,3 +40,8 @@ PENDING = Gauge(
 CHAMPION = Gauge(
     "tideline_monitor_champion_version", "The champion version being watched.", ["model"]
 )
+UNREADABLE = Counter(
+    "tideline_monitor_unreadable_total",
+    "Records read back at start (the last drift events) that could not be decoded: skipped.",
+    ["topic"],
+)

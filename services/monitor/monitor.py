@@ -10,9 +10,10 @@ events a second: the floor is judged every `check_labels` labelled predictions, 
 distributions every `check_vectors` vectors, and `confirm` judgements in a row must
 agree. One drift, one event: after any event for a champion, no other event until a
 new champion is announced or `cooldown_labels` more of its predictions are labelled
-(or the optional `cooldown` has passed). The published metrics alone are per
-wall-clock interval. Time comes in as arguments (`now`: monotonic seconds, `now_ms`:
-wall clock), so tests drive it without waiting.
+(or the optional `cooldown` has passed); a restart resumes that cooldown from the
+last drift event on the topic. The published metrics alone are per wall-clock
+interval. Time comes in as arguments (`now`: monotonic seconds, `now_ms`: wall
+clock), so tests drive it without waiting.
 """
 
 import math
@@ -109,6 +110,16 @@ class Monitor:
         )
         for alarm in self.alarms.values():  # a new champion: judged afresh
             alarm.rearm()
+
+    def resume(self, event: Record, labels_since: int, age_s: float, now: float) -> bool:
+        """The last drift event published before a restart (`age_s` old, `labels_since`
+        labels on the topic after it): if it was on the champion, its cooldown goes on
+        where it was, so the restarted monitor does not report the same drift again."""
+        champion = self.champion
+        if champion is None or event["model_version"] != champion.number:
+            return False
+        champion.fired_labelled, champion.fired_at = -labels_since, now - age_s
+        return self._quiet(now)
 
     def vector(self, record: Record, event_time_ms: int, now: float) -> None:
         self.vectors.append((event_time_ms, record["values"]))

@@ -3,7 +3,8 @@ interval and monitor.drift when drift is confirmed.
 
 Its windows and detectors live in memory and refill after a restart (each needs
 `min_samples` before it judges); offsets are committed as of the last published
-interval, once its records are acknowledged.
+interval, once its records are acknowledged. What must outlive a restart is read back
+from Kafka: the last drift event on the champion, whose cooldown goes on.
 """
 
 import logging
@@ -16,6 +17,7 @@ from tideline.durations import epoch_millis
 from tideline.errors import DecodeError
 from tideline.models import ModelClient
 from tideline.registry import Registry
+from tideline.settings import Settings
 
 from services.monitor import metrics
 from services.monitor.monitor import Monitor, Record
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 FEATURES, PREDICTIONS = catalog.topic("features"), catalog.topic("predictions")
 LABELS = catalog.topic("labels")
 METRICS, DRIFT = catalog.topic("monitor.metrics"), catalog.topic("monitor.drift")
+# Drift events are rare: the newest one on a model is among the last of its partition.
+RESUME_TAIL = 1_000
 
 
 def _now_ms() -> int:
@@ -124,6 +128,34 @@ def _observed(records: list[Record], metric: str) -> list[Record]:
     return records
 
 
+async def last_drift(
+    settings: Settings, drift: catalog.Bound, labels: catalog.Bound, name: str
+) -> tuple[Record, int] | None:
+    """The newest drift event on model `name`, and how many labels came in after it."""
+    ends = await streams.offset_ranges(settings, drift.name)
+    tail = [
+        streams.OffsetRange(r.topic, r.partition, max(r.start, r.end - RESUME_TAIL), r.end)
+        for r in ends
+    ]
+    newest: Record | None = None
+    async for message in streams.read_ranges(settings, tail):
+        try:
+            event = drift.decode(message.value)
+        except DecodeError as exc:  # not ours to stop on: the cooldown is then not resumed
+            metrics.UNREADABLE.labels(drift.name).inc()
+            log.warning("skipped an unreadable drift event at offset %d: %s", message.offset, exc)
+            continue
+        event["detected_at"] = epoch_millis(event["detected_at"])
+        if event["model_name"] == name and (
+            newest is None or event["detected_at"] >= newest["detected_at"]
+        ):
+            newest = event
+    if newest is None:
+        return None
+    since = await streams.offset_ranges(settings, labels.name, since_ms=newest["detected_at"])
+    return newest, sum(r.end - r.start for r in since)
+
+
 @asynccontextmanager
 async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[service.Job]:
     own = context.own
@@ -137,6 +169,19 @@ async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[servic
 
     async with aclosing(ModelClient(context.settings).states()) as states:
         watch(await anext(states))  # the champion as of now, before any prediction is read
+        found = await last_drift(
+            context.settings, context.topic(DRIFT), context.topic(LABELS), name
+        )
+        if found is not None:
+            event, labels_since = found
+            age_s = max(0.0, (_now_ms() - event["detected_at"]) / 1000)
+            if monitor.resume(event, labels_since, age_s, time.monotonic()):
+                log.info(
+                    "drift %s on version %d: still cooling down (%d labels since)",
+                    event["drift_id"],
+                    event["model_version"],
+                    labels_since,
+                )
 
         async def follow() -> None:
             async for state in states:

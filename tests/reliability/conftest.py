@@ -1,6 +1,7 @@
 """A stack with a three-broker KRaft cluster, as `tideline stack up --brokers 3` starts it,
-in a home and on ports of its own (Kafka 39092, 39094, 39096; Redis 39379), beside the
-session's stack."""
+in a home and on ports of its own beside the session's stack: 30000 above the session's
+(with the defaults, Kafka 39092, 39094, 39096 and Redis 36379), so two sessions on two
+stacks do not share a cluster."""
 
 import uuid
 from collections.abc import Iterator
@@ -15,13 +16,21 @@ from ops.stack.kafka_broker import KafkaBroker, bootstrap
 NODES = 3
 
 
+ABOVE = 30_000
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1].split("/", 1)[0])
+
+
 class Cluster:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, session: Settings) -> None:
+        kafka = _port(session.kafka_bootstrap.split(",")[0]) + ABOVE
         base = Settings(
             home=home,
-            kafka_bootstrap="localhost:39092",
-            kafka_controller_port=39093,
-            redis_url="redis://localhost:39379/0",
+            kafka_bootstrap=f"localhost:{kafka}",
+            kafka_controller_port=kafka + 1,
+            redis_url=f"redis://localhost:{_port(session.redis_url) + ABOVE}/0",
         )
         self.brokers: list[KafkaBroker] = local.brokers(base, NODES)
         self.settings = base.model_copy(update={"kafka_bootstrap": bootstrap(base, NODES)})
@@ -36,7 +45,7 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    found = Cluster(tmp_path_factory.mktemp("cluster"))
+    found = Cluster(tmp_path_factory.mktemp("cluster"), Settings())
     found.up()
     yield found
     found.down()

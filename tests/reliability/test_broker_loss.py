@@ -1,23 +1,36 @@
 """A broker killed mid-stream (kill -9) on a three-broker cluster with replication factor 3:
-every acknowledged record is on its topic once, ingest and the feature store carry on
-without a restart, and features and Redis equal a recompute of what came in."""
+every acknowledged record is on its topic once, ingest, the feature store and serving
+carry on without a restart, and features, Redis and predictions equal a recompute of what
+came in (what a run without the kill gives)."""
 
 import asyncio
 import json
+from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
-from tideline import catalog, kafka, project
+from tideline import catalog, kafka, project, serde
+from tideline.models import ModelClient
+from tideline.scoring import Scorer
 from tideline.settings import Settings
 
-from ..integration.services.running import Service, collect
-from ..integration.services.test_featurestore_service import _assert_no_skew, _stream
+from ops import control
+
+from ..integration.services.running import Service, collect, wait_committed
+from ..integration.services.test_featurestore_service import (
+    _assert_no_skew,
+    _offline,
+    _read_events,
+    _stream,
+)
+from ..integration.services.test_trainer_registry import _stack
 from ..projects import EXAMPLES
 from .conftest import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 CARDS = project.load(EXAMPLES[0])
+PREDICTION = catalog.topic("predictions").schema()
 
 
 async def _leader(settings: Settings, topic: str) -> int:
@@ -34,17 +47,44 @@ def _acknowledge(into: list[str], event_id: str) -> Callable[["asyncio.Future[ob
     return done
 
 
+async def _assert_scored_as_recomputed(settings: Settings, acknowledged: list[str]) -> None:
+    """Every event with a vector scored by the champion (a repeat with the same score), as it
+    scores a recompute of the vectors from `events`: what a run without the kill serves."""
+    offline = _offline(CARDS, await _read_events(settings, CARDS))
+    vectors = {e: v for e, v in offline.items() if v is not None and e in set(acknowledged)}
+    decoder = serde.Decoder([PREDICTION])
+    served: dict[str, set[tuple[int, float]]] = defaultdict(set)
+    for message in await collect(settings, "predictions", len(vectors)):
+        p = decoder.decode_as(PREDICTION, message.value)
+        served[p["event_id"]].add((p["model_version"], p["score"]))
+    assert set(served) >= set(vectors)
+    assert all(len(found) == 1 for found in served.values()), "a repeat scored differently"
+    registry = await ModelClient(settings).registry()
+    model = await ModelClient(settings).load_version(registry.version(CARDS.name, 1))
+    ids = sorted(vectors)
+    expected = Scorer(model, CARDS).scores([vectors[e] for e in ids])
+    found = [next(iter(served[e])) for e in ids]
+    assert {version for version, _ in found} == {1}
+    assert [score for _, score in found] == pytest.approx(expected, abs=1e-12)
+
+
 async def test_a_broker_killed_mid_stream_loses_nothing_acknowledged(
     cluster: Cluster, on_cluster: Settings, running: list[Service]
 ) -> None:
     settings = on_cluster
-    await kafka.create_topics(settings)
+    await _stack(settings, running, rows=1500)  # a champion to score with, then no trainer
+    first = await control.train(settings, control.TrainingOrder(CARDS.name, "test"), 120)
+    assert first.decision is not None
+    assert first.decision["action"] == "promoted"
+    for svc in list(running):
+        assert svc.stop() == 0
     raw = catalog.topic("events.raw").full_name(settings)
     async with kafka.admin_session(settings) as client:
         (described,) = await client.describe_topics([raw])
     assert all(len(p["replicas"]) == 3 for p in described["partitions"])
 
-    services = [Service(name, settings) for name in ("ingest", "featurestore")]
+    services = [Service(name, settings) for name in ("ingest", "featurestore", "serving")]
+    services[2].env["TIDELINE_SERVING_HTTP_PORT"] = "0"
     for svc in services:
         svc.start()
         running.append(svc)
@@ -85,6 +125,8 @@ async def test_a_broker_killed_mid_stream_loses_nothing_acknowledged(
     ]
     assert sorted(found) == sorted(acknowledged)  # each once
     await _assert_no_skew(settings, CARDS)
+    await wait_committed(settings, "serving", ["features"])
+    await _assert_scored_as_recomputed(settings, acknowledged)
     assert [svc.pid for svc in services] == pids
     assert all(svc.alive() for svc in services)
     for svc in services:

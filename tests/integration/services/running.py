@@ -53,20 +53,29 @@ async def produce(
     values: Sequence[bytes],
     keys: Sequence[bytes | None] | None = None,
     timestamps_ms: Sequence[int | None] | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     producer = kafka.producer(settings)
     await producer.start()
     try:
-        for i, value in enumerate(values):
+        sent = [
             await producer.send(
                 catalog.topic(topic).full_name(settings),
                 value,
                 key=None if keys is None else keys[i],
                 timestamp_ms=None if timestamps_ms is None else timestamps_ms[i],
+                headers=list(headers),
             )
-        await producer.flush()
+            for i, value in enumerate(values)
+        ]
+        await asyncio.gather(*sent)  # a record the broker refused fails the test, here
     finally:
         await producer.stop()
+
+
+# The header of a record a test forged on a service's output topic, to see its readers skip
+# it: the test's own checks of that topic read past it.
+FORGED = ("tideline.test.forged", b"1")
 
 
 def as_raw(events: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bytes | None]]:
@@ -113,11 +122,12 @@ async def publish_labelled(
     start: datetime,
     concept: synthetic.Concept,
     seed: int = 0,
+    step: timedelta = timedelta(seconds=1),
 ) -> list[dict[str, Any]]:
     """`count` events' feature vectors on `features` and their labels on `labels`, as the
-    feature store and ingest would have written them; returns the vector records."""
+    feature store and ingest would have written them, `step` apart; returns the vectors."""
     generator = synthetic.Generator(definition, entities=100, seed=seed)
-    events = generator.stream(start, count, timedelta(seconds=1))
+    events = generator.stream(start, count, step)
     pairs = list(synthetic.labelled_vectors(definition, events, concept))
     vectors = [v for v, _ in pairs]
     await produce(
@@ -126,6 +136,7 @@ async def publish_labelled(
         [serde.encode(definition.feature_schema, v) for v in vectors],
         keys=[v["entity_id"].encode() for v in vectors],
         timestamps_ms=[epoch_millis(v["event_time"]) for v in vectors],
+        headers=[FORGED],  # not the feature store's: a check of its vectors reads past them
     )
     await produce(
         settings,

@@ -5,18 +5,21 @@ as `tideline stack up` starts it."""
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
-from tideline import kafka, project
+from tideline import kafka, project, serde
 from tideline.online_store import Entry, OnlineStore
 from tideline.settings import Settings
 
 from ops import launcher
 from ops.stack.redis_server import RedisServer
+from services.featurestore.online import OFFSET_HEADER
 
+from ...examples import example, newer_version
 from ...projects import EXAMPLES
-from .running import Service, produce
+from .running import FORGED, Service, produce
 from .test_featurestore_service import _assert_no_skew, _encode, _featurestore, _stream
 
 pytestmark = pytest.mark.integration
@@ -41,6 +44,24 @@ def _flush(settings: Settings) -> None:
         client.flushall()
     finally:
         client.close()
+
+
+def _forged(entity: str) -> list[tuple[list[bytes], list[tuple[str, bytes]]]]:
+    """Records on `features` a rebuild must skip, each batch with its headers: a stranger's
+    bytes, a newer release's vector, and vectors for `entity` newer than any, but of
+    another feature set or without an offset the guard can read."""
+    newest = example(CARDS.feature_schema.parsed) | {
+        "entity_id": entity,
+        "event_time": datetime(2100, 1, 1, tzinfo=UTC),
+    }
+    other_set = serde.encode(CARDS.feature_schema, newest | {"feature_version": "other"})
+    unordered = serde.encode(
+        CARDS.feature_schema, newest | {"feature_version": CARDS.features.version}
+    )
+    return [
+        ([b"\x00garbage", newer_version(CARDS.feature_schema), other_set], [FORGED]),
+        ([unordered], [FORGED, (OFFSET_HEADER, b"not an offset")]),
+    ]
 
 
 def test_a_killed_redis_server_comes_back_with_every_write(private: RedisServer) -> None:
@@ -76,9 +97,15 @@ async def test_the_feature_store_rewrites_what_redis_lost(
     assert svc.metric("tideline_featurestore_online_rebuilds_total") == 0
 
     # A flush while no event comes: the idle partitions' marks are gone, so are their keys.
+    # What a rebuild reads back includes records no feature store of this set wrote.
+    forged = _forged(raw[0]["entity_id"])
+    for values, headers in forged:
+        await produce(settings, "features", values, [b"k"] * len(values), headers=headers)
     _flush(own)
     svc.wait_for("tideline_featurestore_online_rebuilds_total", 1)
     await _assert_no_skew(own, CARDS)
+    skipped = svc.metric("tideline_featurestore_online_rebuild_skipped_total")
+    assert skipped == sum(len(values) for values, _ in forged)
 
     # redis-server killed and back without its files: empty, as with persistence off.
     assert private.process.kill()

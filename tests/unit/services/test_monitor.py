@@ -223,6 +223,29 @@ def test_a_champion_left_broken_fires_again_after_the_cooldown_in_labels() -> No
     assert second["kind"] == "performance"  # the floor, still broken
 
 
+def test_a_restart_resumes_the_cooldown_of_the_last_drift_event() -> None:
+    quick = SETTINGS.model_copy(update={"cooldown_labels": 1_500})
+    before = Monitor(CARDS, "cards", quick, now_ms=0)
+    before.set_versions([_version(1)])
+    t = _run(before, 1, error_rate=0.05, count=3000, start=0)
+    t = _run(before, 1, error_rate=0.5, count=1000, start=t)
+    (event,) = before.drain(now_ms=0)
+    # restarted 400 labels after its event, v1 still the champion and still broken
+    after = Monitor(CARDS, "cards", quick, now_ms=0)
+    after.set_versions([_version(1)])
+    assert after.resume(event, labels_since=400, age_s=60, now=t / 100)
+    t = _run(after, 1, error_rate=0.5, count=1_000, start=t)
+    assert after.drain(now_ms=0) == []  # 1,400 labels since the event: the same drift
+    _run(after, 1, error_rate=0.5, count=1_000, start=t)
+    (again,) = after.drain(now_ms=0)  # past the cooldown, broken still: once more
+    assert again["model_version"] == 1
+    # an event on another version, or one whose cooldown has passed, leaves it armed
+    other = Monitor(CARDS, "cards", quick, now_ms=0)
+    other.set_versions([_version(2)])
+    assert not other.resume(event, labels_since=0, age_s=0, now=0)
+    assert not after.resume(event, labels_since=1_500, age_s=60, now=0)
+
+
 def test_a_version_is_not_judged_on_its_own_training_data() -> None:
     monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
     monitor.set_versions([_version(1) | {"created_at": 3_000_000}])  # trained at event 3000
