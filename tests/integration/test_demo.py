@@ -34,9 +34,24 @@ def _tideline(settings: Settings, *args: str) -> str:
 
 def _demo(settings: Settings, report: Path, *options: str) -> tuple[str, dict[str, Any]]:
     out = _tideline(settings, "demo", "--no-stack", "--report", str(report), *options)
-    running = subprocess.run(["pgrep", "-f", "ops.cli run"], capture_output=True, text=True)
-    assert running.stdout == "", "the demo left services running"
-    return out, json.loads(report.read_text())
+    found = json.loads(report.read_text())
+    assert _services_on(found["topic_prefix"]) == [], "the demo left services running"
+    return out, found
+
+
+def _services_on(prefix: str) -> list[int]:
+    """`tideline run` processes on this test's topics (another stack's on the machine are not
+    the demo's)."""
+    found = subprocess.run(["pgrep", "-f", "ops.cli run"], capture_output=True, text=True)
+    mine = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if f"TIDELINE_TOPIC_PREFIX={prefix}".encode() in environ:
+            mine.append(pid)
+    return mine
 
 
 def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
