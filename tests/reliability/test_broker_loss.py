@@ -5,18 +5,15 @@ came in (what a run without the kill gives)."""
 
 import asyncio
 import json
-from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
-from tideline import catalog, kafka, project, serde
-from tideline.models import ModelClient
-from tideline.scoring import Scorer
+from tideline import catalog, kafka, project
 from tideline.settings import Settings
 
 from ops import control
 
-from ..integration.services.running import Service, collect, wait_committed
+from ..integration.services.running import Service, assert_scored, collect, wait_committed
 from ..integration.services.test_featurestore_service import (
     _assert_no_skew,
     _offline,
@@ -30,7 +27,6 @@ from .conftest import Cluster
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 CARDS = project.load(EXAMPLES[0])
-PREDICTION = catalog.topic("predictions").schema()
 
 
 async def _leader(settings: Settings, topic: str) -> int:
@@ -45,27 +41,6 @@ def _acknowledge(into: list[str], event_id: str) -> Callable[["asyncio.Future[ob
             into.append(event_id)
 
     return done
-
-
-async def _assert_scored_as_recomputed(settings: Settings, acknowledged: list[str]) -> None:
-    """Every event with a vector scored by the champion (a repeat with the same score), as it
-    scores a recompute of the vectors from `events`: what a run without the kill serves."""
-    offline = _offline(CARDS, await _read_events(settings, CARDS))
-    vectors = {e: v for e, v in offline.items() if v is not None and e in set(acknowledged)}
-    decoder = serde.Decoder([PREDICTION])
-    served: dict[str, set[tuple[int, float]]] = defaultdict(set)
-    for message in await collect(settings, "predictions", len(vectors)):
-        p = decoder.decode_as(PREDICTION, message.value)
-        served[p["event_id"]].add((p["model_version"], p["score"]))
-    assert set(served) >= set(vectors)
-    assert all(len(found) == 1 for found in served.values()), "a repeat scored differently"
-    registry = await ModelClient(settings).registry()
-    model = await ModelClient(settings).load_version(registry.version(CARDS.name, 1))
-    ids = sorted(vectors)
-    expected = Scorer(model, CARDS).scores([vectors[e] for e in ids])
-    found = [next(iter(served[e])) for e in ids]
-    assert {version for version, _ in found} == {1}
-    assert [score for _, score in found] == pytest.approx(expected, abs=1e-12)
 
 
 async def test_a_broker_killed_mid_stream_loses_nothing_acknowledged(
@@ -126,7 +101,9 @@ async def test_a_broker_killed_mid_stream_loses_nothing_acknowledged(
     assert sorted(found) == sorted(acknowledged)  # each once
     await _assert_no_skew(settings, CARDS)
     await wait_committed(settings, "serving", ["features"])
-    await _assert_scored_as_recomputed(settings, acknowledged)
+    # the champion's scores, as of a recompute of the vectors: what a run without the kill serves
+    offline = _offline(CARDS, await _read_events(settings, CARDS))
+    await assert_scored(settings, {e: offline[e] for e in acknowledged if offline[e]}, 1)
     assert [svc.pid for svc in services] == pids
     assert all(svc.alive() for svc in services)
     for svc in services:

@@ -4,14 +4,11 @@ vector, and one drift is one drift event, however many times the monitor restart
 
 import asyncio
 import signal
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from tideline import catalog, project, schemas, serde
-from tideline.models import ModelClient
-from tideline.scoring import Scorer
 from tideline.settings import Settings
 
 from ops import control, synthetic
@@ -19,6 +16,7 @@ from ops import control, synthetic
 from ..examples import newer_version
 from ..integration.services.running import (
     Service,
+    assert_scored,
     collect,
     produce,
     publish_labelled,
@@ -41,7 +39,6 @@ MONITOR_ENV = {
     "TIDELINE_MONITOR_INTERVAL": "1s",
 }
 DRIFT = catalog.topic("monitor.drift").schema()
-PREDICTION = catalog.topic("predictions").schema()
 JUDGED = ["features", "predictions", "labels"]
 
 
@@ -108,26 +105,11 @@ async def test_serving_and_the_monitor_killed_mid_stream(
     assert killed_after is not None, "v1 should drift within 3,000 labels"
     assert killed_after < 38, "the kill should land mid-drift, with more to come"
 
-    total = 1500 + len(vectors)
     await wait_committed(settings, "serving", ["features"])
     await wait_committed(settings, "monitor", JUDGED)
 
     # every event scored by v1; a repeat (the batch in flight at the kill) is the same score
-    scores: dict[str, set[tuple[int, float]]] = defaultdict(set)
-    decoder = serde.Decoder([PREDICTION])
-    for message in await collect(settings, "predictions", total):
-        p = decoder.decode_as(PREDICTION, message.value)
-        if not p["shadow"]:
-            scores[p["event_id"]].add((p["model_version"], p["score"]))
-    by_id = {v["event_id"]: v for v in vectors}
-    assert set(scores) >= set(by_id)
-    assert all(len(found) == 1 for found in scores.values()), "a repeat scored differently"
-    registry = await ModelClient(settings).registry()
-    model = await ModelClient(settings).load_version(registry.version(CARDS.name, 1))
-    expected = Scorer(model, CARDS).scores([v["values"] for v in vectors])
-    served = [next(iter(scores[v["event_id"]])) for v in vectors]
-    assert {version for version, _ in served} == {1}
-    assert [score for _, score in served] == pytest.approx(expected, abs=1e-12)
+    await assert_scored(settings, {v["event_id"]: v["values"] for v in vectors}, 1)
 
     # one drift, one event: the restarted monitor resumed its cooldown
     found = await collect(settings, "monitor.drift", 3)

@@ -4,16 +4,20 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from tideline import catalog, kafka, serde
 from tideline.durations import epoch_millis
+from tideline.models import ModelClient
 from tideline.project import Project, load
+from tideline.scoring import Scorer
 from tideline.settings import Settings
 
 from ops import launcher, synthetic
@@ -186,3 +190,31 @@ async def wait_committed(
                 if all(tp in done and done[tp].offset >= ends[tp] for tp in partitions):
                     return
                 await asyncio.sleep(0.2)
+
+
+async def assert_scored(
+    settings: Settings, vectors: dict[str, dict[str, Any]], version: int
+) -> None:
+    """Each of `vectors` (event id to values) scored by champion `version` as the model itself
+    scores those values; a repeat (a batch redone after a kill) with the very same score."""
+    schema = catalog.topic("predictions").schema()
+    decoder = serde.Decoder([schema])
+    served: dict[str, set[tuple[int, float]]] = defaultdict(set)
+
+    def complete(found: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return {decoder.decode_as(schema, m.value)["event_id"] for m in found} >= set(vectors)
+
+    for message in await collect(settings, "predictions", len(vectors), 120, complete):
+        p = decoder.decode_as(schema, message.value)
+        if not p["shadow"]:
+            served[p["event_id"]].add((p["model_version"], p["score"]))
+    assert set(served) >= set(vectors)
+    assert all(len(found) == 1 for found in served.values()), "a repeat scored differently"
+    definition = load(EXAMPLES[0])
+    client = ModelClient(settings)
+    model = await client.load_version((await client.registry()).version(definition.name, version))
+    ids = sorted(vectors)
+    expected = Scorer(model, definition).scores([vectors[e] for e in ids])
+    found = [next(iter(served[e])) for e in ids]
+    assert {number for number, _ in found} == {version}
+    assert [score for _, score in found] == pytest.approx(expected, abs=1e-12)

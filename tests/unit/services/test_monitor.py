@@ -209,29 +209,32 @@ def test_verdicts_do_not_depend_on_how_often_metrics_are_published() -> None:
     assert found[0] == found[1] == found[2]  # the same labelled events at every rate
 
 
-def test_a_champion_left_broken_fires_again_after_the_cooldown_in_labels() -> None:
-    quick = SETTINGS.model_copy(update={"cooldown_labels": 1_500})
-    monitor = Monitor(CARDS, "cards", quick, now_ms=0)
+QUICK = SETTINGS.model_copy(update={"cooldown_labels": 1_500})
+
+
+def _drifted() -> tuple[Monitor, int, dict[str, Any]]:
+    """A monitor whose champion v1 broke: it, the next event's number, and its drift event."""
+    monitor = Monitor(CARDS, "cards", QUICK, now_ms=0)
     monitor.set_versions([_version(1)])
     t = _run(monitor, 1, error_rate=0.05, count=3000, start=0)
     t = _run(monitor, 1, error_rate=0.5, count=1000, start=t)
-    (first,) = monitor.drain(now_ms=0)
+    (event,) = monitor.drain(now_ms=0)
+    return monitor, t, event
+
+
+def test_a_champion_left_broken_fires_again_after_the_cooldown_in_labels() -> None:
+    monitor, t, first = _drifted()
     _run(monitor, 1, error_rate=0.5, count=2000, start=t)  # no new champion came
     (second,) = monitor.drain(now_ms=0)
     labels_between = (second["window_end"] - first["window_end"]) // 1000
-    assert 1_500 <= labels_between < 1_500 + quick.check_labels * quick.confirm
+    assert 1_500 <= labels_between < 1_500 + QUICK.check_labels * QUICK.confirm
     assert second["kind"] == "performance"  # the floor, still broken
 
 
 def test_a_restart_resumes_the_cooldown_of_the_last_drift_event() -> None:
-    quick = SETTINGS.model_copy(update={"cooldown_labels": 1_500})
-    before = Monitor(CARDS, "cards", quick, now_ms=0)
-    before.set_versions([_version(1)])
-    t = _run(before, 1, error_rate=0.05, count=3000, start=0)
-    t = _run(before, 1, error_rate=0.5, count=1000, start=t)
-    (event,) = before.drain(now_ms=0)
+    _, t, event = _drifted()
     # restarted 400 labels after its event, v1 still the champion and still broken
-    after = Monitor(CARDS, "cards", quick, now_ms=0)
+    after = Monitor(CARDS, "cards", QUICK, now_ms=0)
     after.set_versions([_version(1)])
     assert after.resume(event, labels_since=400, age_s=60, now=t / 100)
     t = _run(after, 1, error_rate=0.5, count=1_000, start=t)
@@ -240,7 +243,7 @@ def test_a_restart_resumes_the_cooldown_of_the_last_drift_event() -> None:
     (again,) = after.drain(now_ms=0)  # past the cooldown, broken still: once more
     assert again["model_version"] == 1
     # an event on another version, or one whose cooldown has passed, leaves it armed
-    other = Monitor(CARDS, "cards", quick, now_ms=0)
+    other = Monitor(CARDS, "cards", QUICK, now_ms=0)
     other.set_versions([_version(2)])
     assert not other.resume(event, labels_since=0, age_s=0, now=0)
     assert not after.resume(event, labels_since=1_500, age_s=60, now=0)
