@@ -63,8 +63,29 @@ async def started(*clients: AIOKafkaConsumer | AIOKafkaProducer) -> AsyncIterato
         yield
 
 
+# How long an admin request is retried on retriable errors before it fails.
+ADMIN_RETRY_S = 30.0
+
+
+class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]  # aiokafka's admin is partly untyped
+    """aiokafka's admin client sends a request without a node to a random broker of the
+    metadata it has, a broker lost a moment ago included, and fails with NodeNotReady.
+    Retried, it picks again: with one broker of three down, a service that starts or
+    looks up a topic then carries on instead of exiting."""
+
+    async def _send_request(self, request: Any, node_id: int | None = None) -> Any:
+        deadline = asyncio.get_running_loop().time() + ADMIN_RETRY_S
+        while True:
+            try:
+                return await super()._send_request(request, node_id)
+            except KafkaError as exc:
+                if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
 def admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    return _Admin(bootstrap_servers=settings.kafka_bootstrap)
 
 
 @asynccontextmanager
