@@ -174,8 +174,12 @@ class KafkaBroker:
         self.ensure_formatted(cluster_id())
         wait_until(self.healthy, self.process, timeout=90, child=self.launch())
 
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return self.port, self.controller_port
+
     def ports_taken(self) -> list[int]:
-        return [p for p in (self.port, self.controller_port) if port_open(self.host, p)]
+        return [p for p in self.ports if port_open(self.host, p)]
 
     def healthy(self) -> bool:
         """True when a client's metadata request answers."""

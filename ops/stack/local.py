@@ -9,7 +9,7 @@ from tideline.errors import StackError
 from tideline.settings import Settings
 
 from ops.stack.kafka_broker import KafkaBroker, bootstrap, cluster_id, formatted_nodes
-from ops.stack.process import ManagedProcess, wait_until
+from ops.stack.process import ManagedProcess, ephemeral_ports, wait_until
 from ops.stack.redis_server import RedisServer
 
 
@@ -18,6 +18,9 @@ class Server(Protocol):
 
     @property
     def address(self) -> str: ...
+
+    @property
+    def ports(self) -> tuple[int, ...]: ...
 
     def start(self) -> None: ...
 
@@ -76,6 +79,7 @@ def up(settings: Settings, nodes: int | None = None) -> list[str]:
                 f"process this stack did not start. Stop it, or point Tideline elsewhere "
                 f"(TIDELINE_KAFKA_BOOTSTRAP, TIDELINE_KAFKA_CONTROLLER_PORT, TIDELINE_REDIS_URL)."
             )
+    done.extend(_ephemeral_warnings(to_start))
     starting = [s for s in to_start if isinstance(s, KafkaBroker)]
     if len(cluster) > 1 and starting:
         _start_cluster(cluster, starting)
@@ -89,6 +93,18 @@ def up(settings: Settings, nodes: int | None = None) -> list[str]:
     if len(cluster) > 1:
         done.append(f"clients: TIDELINE_KAFKA_BOOTSTRAP={bootstrap(settings, len(cluster))}")
     return done
+
+
+def _ephemeral_warnings(servers: list[Server]) -> list[str]:
+    outgoing = ephemeral_ports()
+    return [
+        f"warning: {server.process.name}'s port {port} is in this machine's range for outgoing"
+        f" connections ({outgoing.start}-{outgoing.stop - 1}): a client's socket may hold it"
+        f" when {server.process.name} starts; a port below {outgoing.start} is safe"
+        for server in servers
+        for port in server.ports
+        if port in outgoing
+    ]
 
 
 def _start_cluster(cluster: list[KafkaBroker], starting: list[KafkaBroker]) -> None:

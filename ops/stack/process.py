@@ -19,6 +19,16 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def ephemeral_ports() -> range:
+    """The ports this machine hands to outgoing connections: a server configured on one of
+    them can find it held by some client's socket when it starts, and fail to bind."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+
+
 # Children this process started, kept so that stop() can reap them (and Python does not warn
 # that a Popen was dropped while its process still ran).
 _children: dict[int, "subprocess.Popen[bytes]"] = {}

@@ -54,8 +54,12 @@ class RedisServer:
         child = self.process.start(argv, cwd=self.data)
         wait_until(self.healthy, self.process, timeout=20, child=child)
 
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port,)
+
     def ports_taken(self) -> list[int]:
-        return [self.port] if port_open(self.host, self.port) else []
+        return [p for p in self.ports if port_open(self.host, p)]
 
     def healthy(self) -> bool:
         client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
