@@ -4,7 +4,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from tideline import serde
+from tideline import catalog, serde
 from tideline.schemas import Schema
 
 PRIMITIVES: dict[str, Any] = {
@@ -56,3 +56,10 @@ def newer_version(schema: Schema) -> bytes:
     parsed["fields"] = [*parsed["fields"], added]
     record = example(schema.parsed) | {"added_in_a_newer_version": "from the future"}
     return serde.encode(Schema.from_parsed(schema.name, parsed), record)
+
+
+def oversized(topic: str, schema: Schema) -> list[bytes]:
+    """A stranger's bytes as large as `topic` lets a service write, one of them behind the
+    header of `schema`: a reader skips them as it skips small ones."""
+    size = catalog.topic(topic).value_bytes
+    return [b"\x00" * size, schema.header + b"\xff" * (size - len(schema.header))]

@@ -42,6 +42,7 @@ CHAMPION = Gauge(
 )
 UNREADABLE = Counter(
     "tideline_monitor_unreadable_total",
-    "Records read back at start (the last drift events) that could not be decoded: skipped.",
+    "Records read back at start (the last drift events) that could not be decoded, or dated"
+    " in the future: skipped.",
     ["topic"],
 )

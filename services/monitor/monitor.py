@@ -363,10 +363,9 @@ class Monitor:
         now: float,
     ) -> None:
         own = self.own
-        judged = [
-            f for f in features if f["sample_size"] >= own.min_samples and f["psi"] is not None
-        ]
-        shifted = [f for f in judged if f["psi"] > own.psi_threshold]
+        judged = [f for f in features if f["sample_size"] >= own.min_samples and _scored(f)]
+        alpha = own.drift_alpha / max(1, len(judged))  # the rate shared by the features
+        shifted = [f for f in judged if _shifted(f, own.psi_threshold, alpha)]
         if self.alarms["data"].check(
             bool(shifted), cleared=all(f["psi"] < own.psi_clear for f in judged)
         ):
@@ -381,10 +380,11 @@ class Monitor:
                 details={f["feature"]: f"{f['psi']:.4f}" for f in shifted},
             )
         scores = prediction_drift
-        if scores is None or scores["sample_size"] < own.min_samples or scores["psi"] is None:
+        if scores is None or scores["sample_size"] < own.min_samples or not _scored(scores):
             return
         if self.alarms["prediction"].check(
-            scores["psi"] > own.psi_threshold, cleared=scores["psi"] < own.psi_clear
+            _shifted(scores, own.psi_threshold, own.drift_alpha),
+            cleared=scores["psi"] < own.psi_clear,
         ):
             self._fire(
                 "prediction",
@@ -395,3 +395,14 @@ class Monitor:
                 window_end=champion.latest_event_time,
                 details={"psi": f"{scores['psi']:.4f}"},
             )
+
+
+def _scored(found: Record) -> bool:
+    return found["psi"] is not None and found["p_value"] is not None
+
+
+def _shifted(found: Record, psi_threshold: float, alpha: float) -> bool:
+    """Material (the shares moved past the PSI threshold) and significant (a stationary
+    window moves so far less often than `alpha`): PSI alone fires on small windows'
+    noise, a test alone on large windows' trifles."""
+    return bool(found["psi"] > psi_threshold and found["p_value"] < alpha)

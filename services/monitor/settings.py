@@ -35,6 +35,14 @@ class MonitorSettings(ServiceSettings):
     )
     psi_threshold: float = Field(default=0.25, description="Data drift above this PSI...")
     psi_clear: float = Field(default=0.1, description="...and over again below this one.")
+    drift_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Data and prediction drift: how often a judgement of a stationary stream"
+        " may find a shift by chance, shared by the features. A shift is drift when the"
+        " chi-squared test says it is this unlikely and its PSI is above PSI_THRESHOLD.",
+    )
     check_labels: int = Field(
         default=100,
         gt=0,

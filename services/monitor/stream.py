@@ -129,9 +129,11 @@ def _observed(records: list[Record], metric: str) -> list[Record]:
 
 
 async def last_drift(
-    settings: Settings, drift: catalog.Bound, labels: catalog.Bound, name: str
+    settings: Settings, drift: catalog.Bound, labels: catalog.Bound, name: str, now_ms: int
 ) -> tuple[Record, int] | None:
-    """The newest drift event on model `name`, and how many labels came in after it."""
+    """The newest drift event on model `name`, and how many labels came in after it. An
+    event dated after `now_ms` is no monitor's: taken, it would silence this one for a
+    whole cooldown."""
     ends = await streams.offset_ranges(settings, drift.name)
     tail = [
         streams.OffsetRange(r.topic, r.partition, max(r.start, r.end - RESUME_TAIL), r.end)
@@ -146,6 +148,10 @@ async def last_drift(
             log.warning("skipped an unreadable drift event at offset %d: %s", message.offset, exc)
             continue
         event["detected_at"] = epoch_millis(event["detected_at"])
+        if event["detected_at"] > now_ms:
+            metrics.UNREADABLE.labels(drift.name).inc()
+            log.warning("skipped a drift event from the future at offset %d", message.offset)
+            continue
         if event["model_name"] == name and (
             newest is None or event["detected_at"] >= newest["detected_at"]
         ):
@@ -170,7 +176,7 @@ async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[servic
     async with aclosing(ModelClient(context.settings).states()) as states:
         watch(await anext(states))  # the champion as of now, before any prediction is read
         found = await last_drift(
-            context.settings, context.topic(DRIFT), context.topic(LABELS), name
+            context.settings, context.topic(DRIFT), context.topic(LABELS), name, _now_ms()
         )
         if found is not None:
             event, labels_since = found

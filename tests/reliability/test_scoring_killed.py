@@ -13,7 +13,7 @@ from tideline.settings import Settings
 
 from ops import control, synthetic
 
-from ..examples import newer_version
+from ..examples import example, newer_version, oversized
 from ..integration.services.running import (
     Service,
     assert_scored,
@@ -61,8 +61,21 @@ async def _drifted(settings: Settings, monitor: Service) -> bool:
 
 
 def _unreadable(schema: schemas.Schema) -> list[bytes]:
-    """A stranger's bytes, and a record a newer release would write."""
-    return [b"\x00garbage", newer_version(schema)]
+    """A stranger's bytes, small and as large as the topic takes, a record a newer release
+    would write, and an event on the model dated in the future."""
+    future = example(schema.parsed) | {
+        "model_name": CARDS.name,
+        "detected_at": datetime.now(UTC) + timedelta(days=1),
+    }
+    return [
+        b"\x00garbage",
+        *oversized("monitor.drift", schema),
+        newer_version(schema),
+        serde.encode(schema, future),
+    ]
+
+
+FORGED = len(_unreadable(DRIFT))
 
 
 def _restart(svc: Service, settings: Settings, running: list[Service], **env: str) -> Service:
@@ -100,7 +113,7 @@ async def test_serving_and_the_monitor_killed_mid_stream(
         vectors += await _chunk(settings, at, new, 100 + i)
         if killed_after is None and await _drifted(settings, monitor):
             # what the restarted monitor reads back besides its event: skipped, counted
-            await produce(settings, "monitor.drift", _unreadable(DRIFT), [NAME] * 2)
+            await produce(settings, "monitor.drift", _unreadable(DRIFT), [NAME] * FORGED)
             monitor, killed_after = _restart(monitor, settings, running, **MONITOR_ENV), i
     assert killed_after is not None, "v1 should drift within 3,000 labels"
     assert killed_after < 38, "the kill should land mid-drift, with more to come"
@@ -112,10 +125,12 @@ async def test_serving_and_the_monitor_killed_mid_stream(
     await assert_scored(settings, {v["event_id"]: v["values"] for v in vectors}, 1)
 
     # one drift, one event: the restarted monitor resumed its cooldown
-    found = await collect(settings, "monitor.drift", 3)
-    events = [serde.Decoder([DRIFT]).decode_as(DRIFT, m.value) for m in found[:1] + found[3:]]
-    assert [m.value for m in found[1:3]] == _unreadable(DRIFT)
-    assert monitor.metric("tideline_monitor_unreadable_total") == 2
+    found = await collect(settings, "monitor.drift", 1 + FORGED)
+    events = [
+        serde.Decoder([DRIFT]).decode_as(DRIFT, m.value) for m in found[:1] + found[1 + FORGED :]
+    ]
+    assert len(found[1 : 1 + FORGED]) == FORGED
+    assert monitor.metric("tideline_monitor_unreadable_total") == FORGED
     assert [e["model_version"] for e in events] == [1], [
         (e["kind"], e["detected_at"]) for e in events
     ]

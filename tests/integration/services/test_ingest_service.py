@@ -12,7 +12,7 @@ from tideline.settings import Settings
 
 from services.ingest.handler import EVENT_ID_HEADER
 
-from ...examples import newer_version
+from ...examples import newer_version, oversized
 from ...projects import EXAMPLES
 from .running import FORGED, Service, collect, produce
 
@@ -119,14 +119,16 @@ async def test_a_restarted_ingest_still_drops_repeats(settings: Settings, servic
     assert len(await collect(settings, "events", 5)) == 5
     service.stop()
 
-    # what the restart re-reads its ids from holds records no ingest wrote: they are skipped
+    # what the restart re-reads its ids from holds records no ingest wrote, up to the
+    # topics' size limit: they are skipped
     for topic, schema in (("events", CARDS.event_schema), ("labels", CARDS.label_schema)):
-        forged = [b"\x00garbage", newer_version(schema)]
+        forged = [b"\x00garbage", newer_version(schema), *oversized(topic, schema)]
         await produce(settings, topic, forged, headers=[FORGED, (EVENT_ID_HEADER, b"\xff")])
     service.env["TIDELINE_INGEST_GROUP_ID"] += "-fresh"  # re-reads events.raw from the start
     service.start()
     await produce(settings, "events.raw", [*values, _card("r-new")])
-    events = [m for m in await collect(settings, "events", 8) if FORGED not in m.headers]
+    found = await collect(settings, "events", len(values) + len(forged) + 1)
+    events = [m for m in found if FORGED not in m.headers]
     decoder = serde.Decoder([CARDS.event_schema])
     assert sorted(decoder.decode(m.value)[1]["event_id"] for m in events) == sorted(
         [f"r-{i}" for i in range(5)] + ["r-new"]

@@ -17,7 +17,7 @@ from ops import launcher
 from ops.stack.redis_server import RedisServer
 from services.featurestore.online import OFFSET_HEADER
 
-from ...examples import example, newer_version
+from ...examples import example, newer_version, oversized
 from ...projects import EXAMPLES
 from .running import FORGED, Service, produce
 from .test_featurestore_service import _assert_no_skew, _encode, _featurestore, _stream
@@ -48,7 +48,7 @@ def _flush(settings: Settings) -> None:
 
 def _forged(entity: str) -> list[tuple[list[bytes], list[tuple[str, bytes]]]]:
     """Records on `features` a rebuild must skip, each batch with its headers: a stranger's
-    bytes, a newer release's vector, and vectors for `entity` newer than any, but of
+    bytes (small, and as large as the topic takes), a newer release's vector, and vectors for `entity` newer than any, but of
     another feature set or without an offset the guard can read."""
     newest = example(CARDS.feature_schema.parsed) | {
         "entity_id": entity,
@@ -59,7 +59,15 @@ def _forged(entity: str) -> list[tuple[list[bytes], list[tuple[str, bytes]]]]:
         CARDS.feature_schema, newest | {"feature_version": CARDS.features.version}
     )
     return [
-        ([b"\x00garbage", newer_version(CARDS.feature_schema), other_set], [FORGED]),
+        (
+            [
+                b"\x00garbage",
+                *oversized("features", CARDS.feature_schema),
+                newer_version(CARDS.feature_schema),
+                other_set,
+            ],
+            [FORGED],
+        ),
         ([unordered], [FORGED, (OFFSET_HEADER, b"not an offset")]),
     ]
 
