@@ -2,7 +2,9 @@
 
 import asyncio
 import getpass
+import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from tideline import catalog, project, service
+from tideline import catalog, project, schemas, service
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
@@ -23,6 +25,7 @@ from tideline.settings import Settings
 import services
 from ops import control, deadletters, demo, monitoring, tail
 from ops.stack import local
+from ops.stack.kafka_broker import TOOLS
 
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
 stack_app = typer.Typer(no_args_is_help=True, help="A real local Kafka broker and Redis server.")
@@ -38,6 +41,8 @@ app.add_typer(monitor_app, name="monitor")
 prometheus_app = typer.Typer(no_args_is_help=True, help="Prometheus for the services.")
 app.add_typer(prometheus_app, name="prometheus")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: look at them, resend them.")
+schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schemas of every topic.")
+app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 
 console = Console()
@@ -104,6 +109,27 @@ def stack_status() -> None:
         raise typer.Exit(code=1)
 
 
+@stack_app.command(
+    "kafka", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def stack_kafka(
+    ctx: typer.Context,
+    tool: Annotated[str, typer.Argument(help=f"one of: {', '.join(TOOLS)}")],
+) -> None:
+    """Run one of Kafka's own tools on the stack's jars, as bin/kafka-TOOL.sh with the same
+    arguments (e.g. `tideline stack kafka consumer-groups --bootstrap-server
+    localhost:9092 --list`)."""
+    if tool not in TOOLS:
+        raise _fail(TidelineError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}"))
+    broker = local.brokers(Settings(), 1)[0]
+    try:
+        broker.ensure_jars()
+        argv = broker.tool(tool, *ctx.args)
+    except TidelineError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=subprocess.run(argv, check=False).returncode)
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every catalog topic that does not exist yet; running it twice is harmless."""
@@ -162,6 +188,27 @@ def topics_list() -> None:
             t.cleanup_policy,
             str(t.retention_ms),
         )
+    console.print(table)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="where the .avsc files go")],
+) -> None:
+    """Write the value schema of every topic, the project's own (events, labels, feature
+    vectors) included, as one self-contained .avsc each, for other languages' clients."""
+    settings = Settings()
+    try:
+        derived = project.load(settings.project).derived_schemas
+    except TidelineError as exc:
+        raise _fail(exc) from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    table = Table("topic", "schema file")
+    for topic in catalog.topics().values():
+        schema = topic.bind(settings, derived).schema
+        path = directory / f"{schema.name}.avsc"
+        path.write_text(json.dumps(schemas.standalone(schema), indent=2) + "\n")
+        table.add_row(topic.full_name(settings), str(path))
     console.print(table)
 
 

@@ -44,6 +44,21 @@ class Schema:
         return cls(name=name, parsed=parsed, canonical=canonical, fingerprint=fingerprint)
 
 
+def standalone(schema: Schema) -> Any:
+    """`schema` as one self-contained `.avsc`: every type it names is defined where it is
+    first used (as it was loaded), fastavro's own keys left out, so any Avro library
+    parses the file alone, with no other file and no order to follow."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if not k.startswith("__")}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return clean(schema.parsed)
+
+
 def names() -> list[str]:
     """Full names of every record that has a file in `schemas/`."""
     return sorted(p.name.removesuffix(".avsc") for p in schema_dir().glob("*.avsc"))

@@ -29,8 +29,27 @@ LOG4J_VERSION = "2.24.3"  # Kafka 4.x logs through slf4j 1.7 and ships no backen
 
 ARTIFACTS = [
     f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+    f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}",  # the console clients, consumer groups
     f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
 ]
+
+# Kafka's command-line tools, run on the broker's jars: what Kafka's docs call
+# bin/kafka-<name>.sh, with the same arguments.
+TOOLS = {
+    "console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "topics": "org.apache.kafka.tools.TopicCommand",
+}
+TOOL_LOG4J2 = """status = warn
+rootLogger.level = WARN
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %p %m%n
+"""
 
 LOG4J2 = """status = warn
 rootLogger.level = INFO
@@ -109,6 +128,13 @@ class KafkaBroker:
                 "Java 17+ is needed to run the Kafka broker: apt-get install -y default-jre"
             )
         return [java, *(jvm or []), "-cp", maven.classpath(self.lib), main, *args]
+
+    def tool(self, name: str, *args: str) -> list[str]:
+        """The command line of Kafka's tool `name` (a key of TOOLS) with `args`."""
+        log4j = self.lib.parent / "tools-log4j2.properties"
+        log4j.write_text(TOOL_LOG4J2)
+        jvm = ["-Xmx256m", f"-Dlog4j2.configurationFile={log4j}"]
+        return self._java(TOOLS[name], *args, jvm=jvm)
 
     def write_config(self) -> None:
         self.config.parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ from tideline.errors import StackError
 def fetch(artifacts: list[str], dest: Path) -> bool:
     """Copy `group:artifact:version` jars and their runtime dependencies into `dest`.
 
-    Returns False when `dest` is already complete, True when it downloaded now.
+    Returns False when `dest` is already complete (with these artifacts: a cache from a
+    release that wanted fewer is topped up), True when it downloaded now.
     """
-    done = dest / ".complete"
-    if done.exists():
+    done, wanted = dest / ".complete", "\n".join(artifacts)
+    if done.exists() and done.read_text() == wanted:
         return False
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -49,7 +50,7 @@ def fetch(artifacts: list[str], dest: Path) -> bool:
     )
     if result.returncode != 0:
         raise StackError(f"fetching {', '.join(artifacts)} failed:\n{result.stdout}{result.stderr}")
-    done.touch()
+    done.write_text(wanted)
     return True
 
 

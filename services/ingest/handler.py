@@ -1,10 +1,12 @@
 """Ingest as a pure function of (raw record, dedup state): canonical output, or a rejection."""
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from tideline import catalog, serde
 from tideline.dlq import RejectionError
 from tideline.project import Project
@@ -15,6 +17,15 @@ from services.ingest.dedup import Deduplicator
 
 # On each record ingest writes to `events`: its event id, which dedup re-learns unread.
 EVENT_ID_HEADER = "tideline.event_id"
+# On each record it writes to `labels`: a digest of the label's value, so that another
+# value for the same event (a correction) is told from a repeat, also after a restart.
+LABEL_DIGEST_HEADER = "tideline.label_digest"
+
+
+def label_digest(payload: dict[str, Any]) -> str:
+    return hashlib.blake2b(
+        orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=8
+    ).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,7 @@ class Output:
     value: bytes
     timestamp_ms: int
     headers: tuple[tuple[str, bytes], ...] = ()
+    correction: bool = False  # a label with another value than the one written before
 
 
 def _millis(at: datetime) -> int:
@@ -106,13 +118,17 @@ class Ingest:
                 else parse.timestamp(label_time, "label_time"),
                 "payload": self.label_fields(body),
             }
-        if not self.label_ids.first_time(record["event_id"]):
+        # A repeat has the value written last for its event; another value corrects it.
+        digest, before = label_digest(record["payload"]), self.label_ids.last(record["event_id"])
+        if not self.label_ids.first_time(record["event_id"], digest):
             return None
         return Output(
             topic="labels",
             key=record["event_id"].encode(),
             value=_fitting(serde.encode(self.project.label_schema, record)),
             timestamp_ms=_millis(record["label_time"]),
+            headers=((LABEL_DIGEST_HEADER, digest.encode()),),
+            correction=before is not None,
         )
 
     def _bounded(self, value: bytes | None) -> bytes | None:
@@ -125,9 +141,10 @@ class Ingest:
             )
         return value
 
-    def remember(self, topic: str, event_id: str) -> None:
-        """Mark an id already written (read back from the output topic)."""
-        (self.event_ids if topic == "events" else self.label_ids).first_time(event_id)
+    def remember(self, topic: str, event_id: str, digest: str | None = None) -> None:
+        """Mark an id already written (read back from the output topic, in its order); a
+        label's with the digest of its value."""
+        (self.event_ids if topic == "events" else self.label_ids).first_time(event_id, digest or "")
 
 
 def _fitting(value: bytes) -> bytes:

@@ -12,7 +12,7 @@ from tideline.errors import DecodeError
 from tideline.settings import Settings
 
 from services.ingest import metrics
-from services.ingest.handler import EVENT_ID_HEADER, Ingest
+from services.ingest.handler import EVENT_ID_HEADER, LABEL_DIGEST_HEADER, Ingest, label_digest
 from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Batches:
         records_in = dict.fromkeys(self.consumed, 0)
         records_out = dict.fromkeys(self.written, 0)
         duplicates = dict.fromkeys(self.consumed, 0)
+        corrections = 0
         outcome = streams.Outcome()
         for message in messages:
             records_in[message.topic] += 1
@@ -59,6 +60,7 @@ class Batches:
                 duplicates[message.topic] += 1
                 continue
             records_out[result.topic] += 1
+            corrections += result.correction
             outcome.produce.append(
                 streams.Produce(
                     self.written[result.topic],
@@ -73,6 +75,7 @@ class Batches:
             metrics.DUPLICATES.labels(topic).inc(duplicates[topic])
         for topic, count in records_out.items():
             metrics.RECORDS_OUT.labels(topic).inc(count)
+        metrics.LABEL_CORRECTIONS.inc(corrections)
         return outcome
 
 
@@ -111,9 +114,21 @@ async def relearn(ingest: Ingest, settings: Settings) -> int:
         async for message in streams.read_ranges(settings, tail):
             event_id = _event_id(handle, topic, message)
             if event_id is not None:
-                ingest.remember(handle.name, event_id)
+                digest = _label_digest(topic, message) if handle is LABELS else None
+                ingest.remember(handle.name, event_id, digest)
                 count += 1
     return count
+
+
+def _label_digest(topic: catalog.Bound, message: streams.Message) -> str | None:
+    """A label's header (its value's, if written before labels had one)."""
+    found = dict(message.headers).get(LABEL_DIGEST_HEADER)
+    if found is not None:
+        return str(found.decode(errors="replace"))
+    try:
+        return label_digest(topic.decode(message.value)["payload"])
+    except DecodeError:
+        return None
 
 
 def _event_id(handle: catalog.Topic, topic: catalog.Bound, message: streams.Message) -> str | None:

@@ -3,7 +3,8 @@
 Each side waits up to the join window for the other. A label stays after joining,
 for the challenger's shadow prediction or a late one, and remembers which versions
 it was joined with, so a prediction written twice (a batch redone after a crash)
-counts once.
+counts once. A later label with another value corrects it, for the predictions still
+to join; the monitor revises those already joined.
 """
 
 from dataclasses import dataclass, field
@@ -42,10 +43,17 @@ class Joiner:
             return None
         return self._join(record, label)
 
+    def corrects(self, event_id: str, value: Any) -> bool:
+        """Whether a label of `value` for `event_id` corrects the one waiting here."""
+        label = self._labels.get(event_id)
+        return label is not None and label.value != value
+
     def label(self, event_id: str, value: Any, label_time: int, now: float) -> list[Joined]:
         label = self._labels.get(event_id)
         if label is None:
             label = self._labels[event_id] = _Label(value, label_time, now)
+        elif label.value != value:  # a correction: predictions still to come join it
+            label.value = value
         waiting = self._predictions.pop(event_id, [])
         return [j for record, _ in waiting if (j := self._join(record, label)) is not None]
 

@@ -37,6 +37,11 @@ PENDING = Gauge(
     "Predictions and labels waiting for each other.",
     ["model"],
 )
+LABEL_CORRECTIONS = Counter(
+    "tideline_monitor_label_corrections_total",
+    "Labels that changed the value of a joined prediction's label: live performance revised.",
+    ["model"],
+)
 CHAMPION = Gauge(
     "tideline_monitor_champion_version", "The champion version being watched.", ["model"]
 )

@@ -77,7 +77,8 @@ class Monitor:
         self.bucket_ms = max(1, int(own.event_time_bucket.total_seconds() * 1000))
         self.vectors: deque[tuple[int, dict[str, Any]]] = deque(maxlen=own.drift_window)
         self.joiner = Joiner(own.join_window.total_seconds())
-        self.performance: dict[int, deque[tuple[Any, float, int]]] = {}
+        # per version: (label, score, event time, event id) of the last labelled predictions
+        self.performance: dict[int, deque[tuple[Any, float, int, str]]] = {}
         self.created: dict[int, int] = {}  # version -> created_at, ms
         self.champion: Champion | None = None
         self.alarms = {kind: Alarm(own.confirm) for kind in ("performance", "data", "prediction")}
@@ -142,11 +143,23 @@ class Monitor:
         if joined is not None:
             self._joined(joined, now)
 
-    def label(self, record: Record, now: float) -> None:
-        """A tideline.Label, its label_time in ms."""
-        value = record["payload"][self.project.label.field]
-        for joined in self.joiner.label(record["event_id"], value, record["label_time"], now):
+    def label(self, record: Record, now: float) -> bool:
+        """A tideline.Label, its label_time in ms; True when it corrected a joined label."""
+        value, event_id = record["payload"][self.project.label.field], record["event_id"]
+        corrects = self.joiner.corrects(event_id, value)
+        if corrects:
+            self._correct(event_id, value)
+        for joined in self.joiner.label(event_id, value, record["label_time"], now):
             self._joined(joined, now)
+        return corrects
+
+    def _correct(self, event_id: str, value: Any) -> None:
+        """Live performance as if `value` had come first (corrections are rare: a scan). The
+        detectors and the buckets by event time keep what they saw."""
+        for window in self.performance.values():
+            for i, (_, score, event_time, found) in enumerate(window):
+                if found == event_id:
+                    window[i] = (value, score, event_time, found)
 
     def _is_champions(self, prediction: Record, champion: Champion) -> bool:
         return not prediction["shadow"] and prediction["model_version"] == champion.number
@@ -159,7 +172,9 @@ class Monitor:
         if prediction["event_time"] < self.created.get(version, math.inf):
             return  # a version is judged on events after it was trained, never on its own data
         window = self.performance.setdefault(version, deque(maxlen=self.own.performance_window))
-        window.append((joined.label, prediction["score"], prediction["event_time"]))
+        window.append(
+            (joined.label, prediction["score"], prediction["event_time"], prediction["event_id"])
+        )
         interval.versions.add(version)
         if self.task == "classification":
             error = float((prediction["score"] >= 0.5) != bool(joined.label))
@@ -292,8 +307,8 @@ class Monitor:
         window = self.performance.get(version, deque())
         if len(window) < self.own.min_samples:
             return {}
-        labels = [label for label, _, _ in window]
-        scores = [score for _, score, _ in window]
+        labels = [entry[0] for entry in window]
+        scores = [entry[1] for entry in window]
         found = evaluate(self.task, labels, scores)
         return {name: value for name, value in found.items() if not math.isnan(value)}
 
@@ -315,8 +330,8 @@ class Monitor:
         window = self.performance.get(version, deque())
         if len(window) < self.own.min_samples:
             return None
-        labels = np.fromiter((label for label, _, _ in window), dtype=float, count=len(window))
-        scores = np.fromiter((score for _, score, _ in window), dtype=float, count=len(window))
+        labels = np.fromiter((entry[0] for entry in window), dtype=float, count=len(window))
+        scores = np.fromiter((entry[1] for entry in window), dtype=float, count=len(window))
         if self.task == "classification":
             return float(np.mean((scores >= 0.5) == (labels != 0)))
         return float(np.mean(np.abs(scores - labels)))

@@ -73,7 +73,8 @@ class Watch:
             self.monitor.prediction(record, now)
         else:
             record["label_time"] = epoch_millis(record["label_time"])
-            self.monitor.label(record, now)
+            if self.monitor.label(record, now):
+                metrics.LABEL_CORRECTIONS.labels(self.monitor.name).inc()
 
     async def tick(self) -> streams.Outcome:
         now = time.monotonic()

@@ -1,17 +1,25 @@
-"""Records Tideline encodes decode with Apache Avro's Java implementation from the .avsc files alone."""
+"""Records Tideline encodes decode with Apache Avro's Java implementation from the .avsc
+files alone: the ones in `schemas/` (one parser, dependencies first), and the
+self-contained ones `tideline schemas export` writes, a project's own included."""
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tideline import schemas, serde
+from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
 
 from ops.stack import maven
 
 from ..examples import EXAMPLE_TIME
+from ..projects import EXAMPLES
+from .services.running import Service, as_raw, collect, produce, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +37,17 @@ def avro_classpath() -> str:
 
 
 def _decode_with_java(classpath: str, data: bytes, names: list[str], tmp_path: Path) -> object:
+    """`data` decoded by Java with the files of `schemas/` named, dependencies first."""
+    return _decode_with_files(
+        classpath, data, [schemas.schema_dir() / f"{n}.avsc" for n in names], tmp_path
+    )
+
+
+def _decode_with_files(classpath: str, data: bytes, files: list[Path], tmp_path: Path) -> object:
     record_file = tmp_path / "record.bin"
     record_file.write_bytes(data)
-    files = [str(schemas.schema_dir() / f"{n}.avsc") for n in names]
     result = subprocess.run(
-        ["java", "-cp", classpath, str(DECODER), str(record_file), *files],
+        ["java", "-cp", classpath, str(DECODER), str(record_file), *map(str, files)],
         capture_output=True,
         text=True,
         check=False,
@@ -101,3 +115,47 @@ def test_java_decodes_a_model_update_with_nested_records(
         == record["model"]["dataset"]["ranges"][0]["end"]
     )
     assert decoded["model"]["metrics"] == record["model"]["metrics"]
+
+
+async def test_java_decodes_a_live_event_with_the_exported_schema_alone(
+    avro_classpath: str, settings: Settings, running: list[Service], tmp_path: Path
+) -> None:
+    cards = project.load(EXAMPLES[0])
+    exported = tmp_path / "schemas"
+    env = {**os.environ, "TIDELINE_PROJECT": str(EXAMPLES[0])}
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ops.cli", "schemas", "export", str(exported)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(exported.glob("*.avsc"))) == len({t.value for t in catalog.topics().values()})
+
+    await kafka.create_topics(settings)
+    start_service("ingest", settings, running)
+    event = {
+        "event_id": "for-java",
+        "entity_id": "c-7",
+        "event_time": datetime.now(UTC),
+        "payload": {
+            "card_id": "c-7",
+            "merchant_id": None,
+            "category": "fuel",
+            "amount": 42.5,
+            "country": "FR",
+            "channel": "web",
+            "card_present": True,
+        },
+    }
+    values, keys = as_raw([event])
+    await produce(settings, "events.raw", values, keys)
+    (live,) = await collect(settings, "events", 1)
+    event_file = exported / f"{cards.event_schema.name}.avsc"
+    decoded = _decode_with_files(avro_classpath, live.value, [event_file], tmp_path)
+    assert isinstance(decoded, dict)
+    assert decoded["event_id"] == "for-java"
+    assert decoded["payload"] == event["payload"]

@@ -136,6 +136,28 @@ async def test_a_restarted_ingest_still_drops_repeats(settings: Settings, servic
     assert service.alive()
 
 
+async def test_a_restarted_ingest_tells_a_corrected_label_from_a_repeat(
+    settings: Settings, service: Service
+) -> None:
+    def label(value: bool) -> bytes:
+        return json.dumps({"event_id": "fixed-1", "is_fraud": value}).encode()
+
+    await produce(
+        settings, "labels.raw", [label(True), label(True), label(False)], [b"fixed-1"] * 3
+    )
+    assert len(await collect(settings, "labels", 2)) == 2
+    assert service.metric("tideline_ingest_label_corrections_total") == 1
+    service.stop()
+    service.start()  # re-learns the last value written, from its header
+    await produce(settings, "labels.raw", [label(False), label(True)], [b"fixed-1"] * 2)
+    service.wait_for("tideline_ingest_label_corrections_total", 1)
+    found = await collect(settings, "labels", 3)
+    decoder = serde.Decoder([CARDS.label_schema])
+    assert [decoder.decode(m.value)[1]["payload"]["is_fraud"] for m in found] == [True, False, True]
+    raw = catalog.topic("labels.raw").full_name(settings)
+    assert service.metric("tideline_ingest_duplicates_total", topic=raw) == 1  # since the restart
+
+
 async def test_the_group_is_per_model_and_takes_over_the_former_group_s_place(
     settings: Settings, running: list[Service]
 ) -> None:

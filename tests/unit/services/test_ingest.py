@@ -6,7 +6,7 @@ from tideline import project, schemas, serde
 from tideline.dlq import RejectionError
 
 from services.ingest.dedup import Deduplicator
-from services.ingest.handler import OUTPUT_BYTES, Ingest
+from services.ingest.handler import LABEL_DIGEST_HEADER, OUTPUT_BYTES, Ingest
 
 from ...examples import example
 from ...projects import EXAMPLES
@@ -122,6 +122,33 @@ def test_labels(ingest: Ingest) -> None:
     assert ingest.label(json.dumps({"event_id": "e-1", "is_fraud": True}).encode()) is None
     with pytest.raises(RejectionError):
         ingest.label(json.dumps({"event_id": "e-2", "is_fraud": "yes"}).encode())
+
+
+def _label(event_id: str, value: bool) -> bytes:
+    return json.dumps({"event_id": event_id, "is_fraud": value}).encode()
+
+
+def test_a_label_with_another_value_is_a_correction_not_a_repeat(ingest: Ingest) -> None:
+    first = ingest.label(_label("e-9", True))
+    assert first is not None
+    assert not first.correction
+    assert ingest.label(_label("e-9", True)) is None  # a repeat
+    corrected = ingest.label(_label("e-9", False))
+    assert corrected is not None
+    assert corrected.correction
+    assert ingest.label(_label("e-9", False)) is None  # the correction, repeated
+
+    restarted = Ingest(CARDS, 1000, clock=lambda: NOW)  # re-learns from what was written
+    for written in (first, corrected):
+        digest = dict(written.headers)[LABEL_DIGEST_HEADER].decode()
+        restarted.remember("labels", written.key.decode(), digest)
+    assert restarted.label(_label("e-9", False)) is None
+    back = restarted.label(_label("e-9", True))  # the first value again: corrects the second
+    assert back is not None
+    assert back.correction
+    other = restarted.label(_label("e-10", True))
+    assert other is not None
+    assert not other.correction
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)

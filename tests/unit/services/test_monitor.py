@@ -297,6 +297,29 @@ def test_a_restart_resumes_the_cooldown_of_the_last_drift_event() -> None:
     assert not after.resume(event, labels_since=1_500, age_s=60, now=0)
 
 
+def test_a_corrected_label_revises_live_performance() -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_version(1)])
+    _run(monitor, 1, error_rate=0.0, count=1000, start=0)
+    (metrics,) = monitor.tick(now=100, now_ms=0)
+    assert metrics["performance"]["accuracy"] == 1.0
+    joined = {e: label for label, _, _, e in monitor.performance[1]}
+    wrong = [e for e in joined][:250]  # the business finds these labels were wrong
+    for event_id in wrong:
+        label = {
+            "event_id": event_id,
+            "label_time": 0,
+            "payload": {"is_fraud": not joined[event_id]},
+        }
+        assert monitor.label(label, now=10)
+        assert not monitor.label(label, now=10)  # the same correction again changes nothing
+    (metrics,) = monitor.tick(now=200, now_ms=0)
+    assert metrics["performance"]["accuracy"] == pytest.approx(0.75)
+    assert not monitor.label(
+        {"event_id": "e-none", "label_time": 0, "payload": {"is_fraud": True}}, now=10
+    )
+
+
 def test_a_version_is_not_judged_on_its_own_training_data() -> None:
     monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
     monitor.set_versions([_version(1) | {"created_at": 3_000_000}])  # trained at event 3000
