@@ -14,7 +14,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from tideline import catalog, project, schemas, service
+from tideline import catalog, project, schema_store, schemas, service
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
@@ -42,6 +42,10 @@ prometheus_app = typer.Typer(no_args_is_help=True, help="Prometheus for the serv
 app.add_typer(prometheus_app, name="prometheus")
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: look at them, resend them.")
 schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schemas of every topic.")
+project_app = typer.Typer(
+    no_args_is_help=True, help="The project: its definition against the running one."
+)
+app.add_typer(project_app, name="project")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 
@@ -210,6 +214,39 @@ def schemas_export(
         path.write_text(json.dumps(schemas.standalone(schema), indent=2) + "\n")
         table.add_row(topic.full_name(settings), str(path))
     console.print(table)
+
+
+@project_app.command("check")
+def project_check(
+    path: Annotated[
+        Path | None, typer.Argument(help="the changed definition (default: TIDELINE_PROJECT)")
+    ] = None,
+) -> None:
+    """Hold the project's schemas (events, labels, feature vectors) and every topic's against
+    the versions already written on the stack; refuse a change that breaks one."""
+    settings = Settings()
+    _quiet_kafka_client()
+    try:
+        derived = project.load(path or settings.project).derived_schemas
+        reviews = asyncio.run(schema_store.review(settings, derived))
+    except (TidelineError, KafkaError) as exc:
+        raise _fail(exc) from exc
+    table = Table("record", "fingerprint", "versions written", "verdict")
+    for r in reviews:
+        verdict = (
+            "[red]breaks: " + "; ".join(r.problems) + "[/red]"
+            if r.problems
+            else "running"
+            if r.registered
+            else "compatible change"
+            if r.versions
+            else "new"
+        )
+        table.add_row(r.schema.name, r.schema.fingerprint.hex(), str(r.versions), verdict)
+    console.print(table)
+    if any(r.problems for r in reviews):
+        console.print("[red]error:[/red] a breaking change: no service would start with it")
+        raise typer.Exit(code=1)
 
 
 @features_app.command("get")

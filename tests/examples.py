@@ -47,15 +47,24 @@ def example(schema: Any, named: dict[str, Any] | None = None) -> Any:
     return example(kind, named)
 
 
-def newer_version(schema: Schema) -> bytes:
-    """An example record of `schema` as a newer release would write it: one more field,
-    with a default (a change the compatibility check accepts), so a fingerprint no
-    reader of today's schema knows."""
+ADDED = "added_in_a_newer_version"
+
+
+def newer_schema(schema: Schema) -> Schema:
+    """`schema` as a newer release has it: one more field, with a default (a change the
+    compatibility check accepts), so a fingerprint no reader of today's schema knows."""
     parsed = copy.deepcopy(schema.parsed)
-    added = {"name": "added_in_a_newer_version", "type": ["null", "string"], "default": None}
-    parsed["fields"] = [*parsed["fields"], added]
-    record = example(schema.parsed) | {"added_in_a_newer_version": "from the future"}
-    return serde.encode(Schema.from_parsed(schema.name, parsed), record)
+    parsed["fields"] = [
+        *parsed["fields"],
+        {"name": ADDED, "type": ["null", "string"], "default": None},
+    ]
+    return Schema.from_parsed(schema.name, parsed)
+
+
+def newer_version(schema: Schema) -> bytes:
+    """An example record of `schema` as a newer release would write it (`newer_schema`)."""
+    record = example(schema.parsed) | {ADDED: "from the future"}
+    return serde.encode(newer_schema(schema), record)
 
 
 def oversized(topic: str, schema: Schema) -> list[bytes]:

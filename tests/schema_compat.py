@@ -1,6 +1,5 @@
-"""Avro backward compatibility of `schemas/` against a baseline revision, checked by Apache's avro.
-
-Backward: a reader with the new schema reads every record written with the old one.
+"""Avro compatibility of `schemas/` against a baseline revision, both ways
+(`tideline.compatibility`): a new reader reads old records, an old reader new ones.
 """
 
 import json
@@ -9,9 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import avro.schema
-from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from fastavro.schema import load_schema
+from tideline.compatibility import incompatibility
 from tideline.schemas import schema_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,23 +59,17 @@ def schemas_at(revision: str, into: Path) -> Path:
     return into
 
 
-def incompatibility(reader_json: str, writer_json: str) -> str | None:
-    """None if `reader_json` reads `writer_json`'s records; else what breaks."""
-    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # avro is untyped
-    result = checker.get_compatibility(
-        avro.schema.parse(reader_json), avro.schema.parse(writer_json)
-    )
-    if result.compatibility is SchemaCompatibilityType.compatible:
-        return None
-    kinds = ", ".join(i.name for i in result.incompatibilities)
-    return f"{kinds}: {'; '.join(sorted(result.messages))} at {', '.join(sorted(result.locations))}"
-
-
 def check(name: str) -> str | None:
-    """Compare the working tree's schema `name` with its baseline; None when compatible."""
+    """Compare the working tree's schema `name` with its baseline, both ways; None when
+    compatible."""
     revision = baseline_revision(name)
     if revision is None:
         return None  # not committed yet: nothing released to stay compatible with
     with tempfile.TemporaryDirectory() as tmp:
         old = _expanded(schemas_at(revision, Path(tmp)), name)
-    return incompatibility(_expanded(schema_dir(), name), old)
+    new = _expanded(schema_dir(), name)
+    if problem := incompatibility(new, old):
+        return f"backward: {problem}"
+    if problem := incompatibility(old, new):
+        return f"forward: {problem}"
+    return None

@@ -11,7 +11,9 @@ class SchemaError(TidelineError):
     """A schema file or catalog entry is missing or invalid."""
 
 
-DecodeReason = Literal["not_single_object", "truncated", "unknown_fingerprint", "malformed"]
+DecodeReason = Literal[
+    "not_single_object", "truncated", "unknown_fingerprint", "incompatible", "malformed"
+]
 
 
 class DecodeError(TidelineError):

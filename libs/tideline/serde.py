@@ -1,7 +1,10 @@
 """Avro single-object encoding on fastavro: marker, fingerprint, payload.
 
-Any Avro implementation decodes these bytes from the `.avsc` files alone
-(Java's BinaryMessageDecoder, for one); no registry server is involved.
+Any Avro implementation decodes these bytes with the writer's schema (Java's
+BinaryMessageDecoder, for one). A decoder reads records written with its own schemas
+directly, and records of another version of them (older or newer) by Avro's schema
+resolution, from the writer's schema that the schema store (`schema_store`, the
+`schemas` topic) put in `WRITERS`; no registry server is involved.
 """
 
 from collections.abc import Iterable
@@ -9,6 +12,7 @@ from io import BytesIO
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 
 from tideline.errors import DecodeError, EncodeError
 from tideline.schemas import SINGLE_OBJECT_MARKER, Schema
@@ -28,30 +32,96 @@ def encode(schema: Schema, record: Record) -> bytes:
     return buffer.getvalue()
 
 
-class Decoder:
-    """Decodes single-object records written with any of the schemas it knows."""
+def fingerprint_of(data: bytes | None) -> bytes | None:
+    """The schema fingerprint a single-object record names; None if it is not one."""
+    if data is None or len(data) < HEADER_SIZE or data[:2] != SINGLE_OBJECT_MARKER:
+        return None
+    return data[2:HEADER_SIZE]
 
-    def __init__(self, schemas: Iterable[Schema]) -> None:
-        self._by_fingerprint = {s.fingerprint: s for s in schemas}
+
+class Writers:
+    """The schemas records may have been written with, by fingerprint: this process's own
+    and, once a schema store is open, every one registered on the `schemas` topic."""
+
+    def __init__(self) -> None:
+        self._by_fingerprint: dict[bytes, Schema] = {}
+
+    def __contains__(self, fingerprint: bytes) -> bool:
+        return fingerprint in self._by_fingerprint
+
+    def __len__(self) -> int:
+        return len(self._by_fingerprint)
+
+    def get(self, fingerprint: bytes) -> Schema | None:
+        return self._by_fingerprint.get(fingerprint)
+
+    def named(self, name: str) -> list[Schema]:
+        return [s for s in self._by_fingerprint.values() if s.name == name]
+
+    def add(self, schema: Schema) -> None:
+        self._by_fingerprint.setdefault(schema.fingerprint, schema)
+
+    def clear(self) -> None:
+        self._by_fingerprint.clear()
+
+
+# The process's writer schemas: every decoder consults it for a fingerprint of its own
+# records' names that it does not read with.
+WRITERS = Writers()
+
+
+class Decoder:
+    """Decodes single-object records written with any of the schemas it knows, or with
+    another version of one of them that `writers` holds."""
+
+    def __init__(self, schemas: Iterable[Schema], writers: Writers = WRITERS) -> None:
+        self._own = {s.fingerprint: s for s in schemas}
+        self._by_name = {s.name: s for s in self._own.values()}
+        self._writers = writers
+        self._resolved: dict[bytes, tuple[Schema, Schema]] = {}  # writer fp: (reader, writer)
+
+    def _resolve(self, fingerprint: bytes) -> tuple[Schema, Schema]:
+        """(reader, writer) for a fingerprint not of this decoder's own schemas."""
+        if (pair := self._resolved.get(fingerprint)) is not None:
+            return pair
+        writer = self._writers.get(fingerprint)
+        reader = self._by_name.get(writer.name) if writer is not None else None
+        if writer is None or reader is None:
+            raise DecodeError("unknown_fingerprint", f"no known schema has {fingerprint.hex()}")
+        self._resolved[fingerprint] = reader, writer
+        return reader, writer
 
     def schema_of(self, data: bytes) -> Schema:
+        """The schema this decoder reads `data` with (its own, whichever version wrote it)."""
+        return self._locate(data)[0]
+
+    def _locate(self, data: bytes) -> tuple[Schema, Schema | None]:
         if len(data) < HEADER_SIZE:
             if data and data[:2] == SINGLE_OBJECT_MARKER[: len(data)]:
                 raise DecodeError("truncated", f"{len(data)} bytes, a header needs {HEADER_SIZE}")
             raise DecodeError("not_single_object", f"{len(data)} bytes without the Avro marker")
         if data[:2] != SINGLE_OBJECT_MARKER:
             raise DecodeError("not_single_object", f"starts with {data[:2].hex()}, not c301")
-        schema = self._by_fingerprint.get(data[2:HEADER_SIZE])
-        if schema is None:
-            raise DecodeError("unknown_fingerprint", f"no known schema has {data[2:10].hex()}")
-        return schema
+        fingerprint = data[2:HEADER_SIZE]
+        if (schema := self._own.get(fingerprint)) is not None:
+            return schema, None
+        return self._resolve(fingerprint)
 
     def decode(self, data: bytes) -> tuple[Schema, Record]:
-        schema = self.schema_of(data)
+        """(the schema read with, the record); a record of another version comes out as
+        this decoder's schema has it (fields it lacks at their defaults, new ones left out)."""
+        schema, writer = self._locate(data)
         buffer = BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:
-            record = schemaless_reader(buffer, schema.parsed, None)
+            if writer is None:
+                record = schemaless_reader(buffer, schema.parsed, None)
+            else:
+                record = schemaless_reader(buffer, writer.parsed, schema.parsed)
+        except SchemaResolutionError as exc:
+            raise DecodeError(
+                "incompatible", f"{schema.name} from {writer and writer.fingerprint.hex()}: {exc}"
+            ) from exc
         except EOFError as exc:
             raise DecodeError("truncated", f"{schema.name} payload ends early") from exc
         except (ValueError, TypeError, IndexError, UnicodeDecodeError, OverflowError) as exc:
@@ -67,7 +137,8 @@ class Decoder:
         return schema, record
 
     def decode_as(self, schema: Schema, data: bytes) -> Record:
-        """Decode bytes that must carry `schema`; any other fingerprint is an error."""
+        """Decode bytes that must carry `schema` (any version of it); another record is an
+        error."""
         found, record = self.decode(data)
         if found.fingerprint != schema.fingerprint:
             raise DecodeError("unknown_fingerprint", f"expected {schema.name}, got {found.name}")

@@ -3,7 +3,8 @@
 A service is a `Service`: its name, its settings class, the catalog topics it consumes,
 produces and reads besides, and a job factory. The runner does the rest, the same way
 for all six: settings, then JSON logs, /metrics, native thread limits and SIGTERM; the
-project; the topic checks; the producer; the job; the consumer and `streams.run`,
+project; the topic checks; the producer; the schema store (what it writes registered,
+every version of what it reads known); the job; the consumer and `streams.run`,
 which writes every record a job refuses to the dead-letter topic.
 """
 
@@ -23,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from prometheus_client import Counter, Gauge, start_http_server
 from pythonjsonlogger.json import JsonFormatter
 
-from tideline import catalog, dlq, kafka, project, streams
+from tideline import catalog, dlq, kafka, project, schema_store, streams
 from tideline.settings import ServiceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,9 @@ class Service(Generic[S]):
 
     @property
     def topics(self) -> tuple[catalog.Topic, ...]:
-        """Every topic it touches, the dead-letter topic included: all must exist."""
-        return tuple(dict.fromkeys((*self.consumes, *self.produces, *self.reads, dlq.TOPIC)))
+        """Every topic it touches, the dead-letter and schema topics included: all must exist."""
+        touched = (*self.consumes, *self.produces, *self.reads, dlq.TOPIC, schema_store.TOPIC)
+        return tuple(dict.fromkeys(touched))
 
     def group(self, settings: Settings, own: S, project_name: str) -> str:
         """Its consumer group: one per prefix, service and model (project), so two models'
@@ -143,7 +145,12 @@ async def serve(declared: Service[S]) -> None:
     definition = project.load(settings.project)
     await kafka.require(settings, *declared.topics)
     producer = kafka.producer(settings)
-    async with kafka.started(producer):
+    derived = definition.derived_schemas
+    writes = [t.bind(settings, derived).schema for t in (*declared.produces, dlq.TOPIC)]
+    async with (
+        kafka.started(producer),
+        schema_store.opened(settings, declared.name, derived.values(), writes, producer),
+    ):
         context = Context(declared.name, settings, own, definition, producer, stop)
         async with declared.job(context) as job:
             try:

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from tideline import dlq, kafka
+from tideline import dlq, kafka, schema_store
 from tideline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ async def run(
             batches = await consumer.getmany(timeout_ms=200, max_records=job.max_records)
             await on_poll(batches)
             messages = [message for batch in batches.values() for message in batch]
+            await schema_store.ensure(m.value for m in messages)
             pending = await send(await job.handle(messages)) if messages else []
             pending += await send(await job.tick())
             handled |= {tp: batch[-1].offset + 1 for tp, batch in batches.items() if batch}
@@ -203,6 +204,7 @@ async def read_ranges(
             consumer.seek(tp, r.start)
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            await schema_store.ensure(m.value for ms in batches.values() for m in ms)
             for tp, messages in batches.items():
                 end = remaining[tp].end
                 for message in messages:
@@ -238,6 +240,8 @@ async def follow(
             for tp in partitions:
                 consumer.seek(tp, start[tp.partition])
         while True:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
+            batches = await consumer.getmany(timeout_ms=1000)
+            await schema_store.ensure(m.value for ms in batches.values() for m in ms)
+            for messages in batches.values():
                 for message in messages:
                     yield message

@@ -2,14 +2,15 @@ import json
 
 import pytest
 from tideline import schemas
+from tideline.compatibility import incompatibility
 
-from ..schema_compat import baseline_revision, check, incompatibility
+from ..schema_compat import baseline_revision, check
 
 
 @pytest.mark.parametrize("name", schemas.names())
-def test_schema_is_backward_compatible_with_its_baseline(name: str) -> None:
+def test_schema_is_backward_and_forward_compatible_with_its_baseline(name: str) -> None:
     problem = check(name)
-    assert problem is None, f"{name} breaks readers of {baseline_revision(name)}: {problem}"
+    assert problem is None, f"{name} breaks compatibility with {baseline_revision(name)}: {problem}"
 
 
 def test_every_committed_schema_has_a_baseline() -> None:

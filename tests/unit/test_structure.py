@@ -75,7 +75,8 @@ PRODUCT = _files(LIBRARY, SERVICES, OPS)
 @pytest.mark.parametrize("path", PRODUCT, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_only_consumer_loops_are_in_streams(path: Path) -> None:
     polls = [name for name, _ in _calls(path) if name.split(".")[-1] in ("getmany", "getone")]
-    if path != LIBRARY / "streams.py":
+    # The schema store reads its one topic to the end, in the middle of other loops' batches.
+    if path not in (LIBRARY / "streams.py", LIBRARY / "schema_store.py"):
         assert not polls, f"{path.name} polls a consumer itself: {polls}; use streams.run"
 
 
