@@ -14,7 +14,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from tideline import catalog, project, schema_store, schemas, service
+from tideline import catalog, definitions, project, schema_store, schemas, service
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
@@ -247,6 +247,49 @@ def project_check(
     if any(r.problems for r in reviews):
         console.print("[red]error:[/red] a breaking change: no service would start with it")
         raise typer.Exit(code=1)
+
+
+@features_app.command("describe")
+def features_describe() -> None:
+    """The running feature definition and its version; the versions the stack holds window
+    state of, and what changed since each (a feature store rebuilds such state at start)."""
+    settings = Settings()
+    _quiet_kafka_client()
+    try:
+        running = project.load(settings.project)
+        with console.status("reading featurestore.definitions and featurestore.state..."):
+            known = asyncio.run(definitions.history(settings, running.name))
+            states = asyncio.run(definitions.state_versions(settings))
+    except (TidelineError, KafkaError) as exc:
+        raise _fail(exc) from exc
+    features = running.features
+    console.print(f"[bold]{running.name}[/bold]: feature set {features.version}")
+    table = Table("feature", "computes")
+    for feature in features.all:
+        table.add_row(feature.name, definitions.what(feature))
+    console.print(table)
+    table = Table("version", "first run", "entities in window state", "changes to the running one")
+    for version in dict.fromkeys([*known, *states]):
+        first = f"{known[version].registered_at:%Y-%m-%d %H:%M}" if version in known else "-"
+        if version == features.version:
+            changed = "running"
+        elif version in known:
+            changed = (
+                "; ".join(
+                    f"{n}: {c}" for n, c in definitions.changes(known[version].features, features)
+                )
+                or "none"
+            )
+        else:
+            changed = "not known (from before definitions were kept, or not a state)"
+        table.add_row(version or "none (older)", first, str(states.get(version, 0)), changed)
+    console.print(table)
+    stale = sum(n for v, n in states.items() if v != features.version)
+    if stale:
+        console.print(
+            f"{stale} entities' window state is of another version: the feature store"
+            " rebuilds it from `events` when it starts, before it takes a new event"
+        )
 
 
 @features_app.command("get")

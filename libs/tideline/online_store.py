@@ -14,7 +14,7 @@ Redis lost writes (a restart without persistence, a flush, a failover) and the
 writer rebuilds that partition's entities before its batch goes in.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -82,6 +82,16 @@ class Entry:
     values: dict[str, Any]
 
 
+def newest(entries: Iterable[Entry], into: dict[str, Entry]) -> dict[str, Entry]:
+    """`into` with each entity's newest of `entries` by (event time, offset), as the write
+    script's guard orders them: what Redis ends up holding."""
+    for entry in entries:
+        seen = into.get(entry.entity)
+        if seen is None or (seen.t, seen.offset) <= (entry.t, entry.offset):
+            into[entry.entity] = entry
+    return into
+
+
 class Mark(NamedTuple):
     """One `events` partition's mark in a write: the offset Redis must hold already
     (-1: none expected), and the one it holds after."""
@@ -147,6 +157,8 @@ class Layout:
         if stored is None:
             return OnlineFeatures(entity, dict(self.defaults), None, None, None)
         record = orjson.loads(stored[_GUARD:])
+        if record["v"] != self.version:  # of another definition: its values may not exist now
+            return OnlineFeatures(entity, dict(self.defaults), None, None, None)
         at = datetime.fromtimestamp(record["t"] / 1000, UTC)
         return OnlineFeatures(entity, record["f"], at, record["v"], record["e"])
 

@@ -39,8 +39,9 @@ REFUSED = Counter(
 
 
 def own_schemas(derived: Iterable[schemas.Schema] = ()) -> list[schemas.Schema]:
-    """Every schema this release reads or writes: the catalog's and a project's derived ones."""
-    return [*(t.schema() for t in catalog.topics().values()), *derived]
+    """Every schema this release reads or writes (the catalog's and a project's derived
+    ones) and the versions of them releases before the store wrote."""
+    return [*(t.schema() for t in catalog.topics().values()), *derived, *schemas.previous()]
 
 
 def entry(schema: schemas.Schema, service: str) -> tuple[bytes, bytes]:

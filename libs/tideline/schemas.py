@@ -79,6 +79,19 @@ def load(name: str) -> Schema:
     return Schema.from_parsed(name, parsed)
 
 
+def previous() -> list[Schema]:
+    """The versions of our records that releases before the schema store wrote
+    (`schemas/previous/<name>.<n>.avsc`, each self-contained): no store registered them,
+    so every reader is given them to resolve those records, kept on the compacted
+    topics, to today's."""
+    found = []
+    for path in sorted((schema_dir() / "previous").glob("*.avsc")):
+        name = path.name.removesuffix(".avsc").rsplit(".", 1)[0]
+        parsed = fastavro.schema.parse_schema(json.loads(path.read_text()), named_schemas={})
+        found.append(Schema.from_parsed(name, parsed))
+    return found
+
+
 def derive(envelope: str, fields: list[dict[str, Any]], namespace: str) -> Schema:
     """The envelope `envelope` with its placeholder record filled with a project's `fields`.
 

@@ -74,6 +74,21 @@ class Job:
 DeadLetter = Callable[[dlq.Source, dlq.RejectionError], Produce]
 
 
+async def enqueue(producer: AIOKafkaProducer, outs: list[Produce]) -> list[asyncio.Future[Any]]:
+    """Hand `outs` to the producer, in order; the futures resolve as the broker acknowledges."""
+    return [
+        await producer.send(
+            out.topic,
+            out.value,
+            key=out.key,
+            partition=out.partition,
+            timestamp_ms=out.timestamp_ms,
+            headers=list(out.headers),
+        )
+        for out in outs
+    ]
+
+
 async def run(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
@@ -107,17 +122,7 @@ async def run(
 
     async def send(outcome: Outcome) -> list[asyncio.Future[Any]]:
         outs = outcome.produce + [dead_letter(*refused) for refused in outcome.rejected]
-        return [
-            await producer.send(
-                out.topic,
-                out.value,
-                key=out.key,
-                partition=out.partition,
-                timestamp_ms=out.timestamp_ms,
-                headers=list(out.headers),
-            )
-            for out in outs
-        ]
+        return await enqueue(producer, outs)
 
     handled: Offsets = {}
     committed: Offsets = {}

@@ -71,10 +71,15 @@ class EntityState:
         """Whether the event at `offset` was folded in already (a replay after a crash)."""
         return offset <= self.offset
 
-    def to_record(self) -> dict[str, Any]:
-        """As a tideline.WindowState record."""
+    def to_record(self, definition: str | None = None) -> dict[str, Any]:
+        """As a tideline.WindowState record, of the feature set version `definition`."""
         rows = orjson.dumps(self.rows).decode()
-        return {"offset": self.offset, "watermark": self.watermark, "rows": rows}
+        return {
+            "offset": self.offset,
+            "watermark": self.watermark,
+            "rows": rows,
+            "definition": definition,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "EntityState":

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tideline import catalog, dlq, windows
 from tideline.dlq import RejectionError, Source
 from tideline.durations import epoch_millis
-from tideline.online_store import Entry
+from tideline.online_store import Entry, newest
 from tideline.project import Project
 
 
@@ -28,13 +28,7 @@ class Batch:
 
     def latest(self) -> list[Entry]:
         """Each entity's newest vector of the batch: all the online store needs."""
-        newest: dict[str, Entry] = {}
-        for vector in self.vectors:
-            entry = vector.entry
-            seen = newest.get(entry.entity)
-            if seen is None or (seen.t, seen.offset) <= (entry.t, entry.offset):
-                newest[entry.entity] = entry
-        return list(newest.values())
+        return list(newest((v.entry for v in self.vectors), {}).values())
 
 
 class FeatureStore:

@@ -1,6 +1,6 @@
 """`tideline run featurestore`: events in; feature vectors, window state and Redis out."""
 
-from tideline import service
+from tideline import definitions, service
 
 from services.featurestore import state, stream
 from services.featurestore.settings import FeatureStoreSettings
@@ -9,6 +9,6 @@ SERVICE = service.Service(
     name="featurestore",
     settings=FeatureStoreSettings,
     consumes=(stream.EVENTS,),
-    produces=(stream.FEATURES, state.TOPIC),
+    produces=(stream.FEATURES, state.TOPIC, definitions.TOPIC),
     job=stream.job,
 )

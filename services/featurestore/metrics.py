@@ -1,6 +1,6 @@
 """Prometheus metrics of the feature store service."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("tideline_featurestore_events_total", "Events consumed.")
 VECTORS = Counter("tideline_featurestore_vectors_total", "Feature vectors written to `features`.")
@@ -17,6 +17,14 @@ ONLINE_ERRORS = Counter(
 STATE_UNREADABLE = Counter(
     "tideline_featurestore_state_unreadable_total",
     "Records of the state changelog skipped at restore: not a window state.",
+)
+STATE_REBUILDS = Counter(
+    "tideline_featurestore_state_rebuilds_total",
+    "Times partitions held window state of another feature set and were rebuilt from `events`.",
+)
+STATE_REBUILD_REMAINING = Gauge(
+    "tideline_featurestore_state_rebuild_remaining_events",
+    "Events of `events` a window-state rebuild has still to replay (0: none under way).",
 )
 REBUILDS = Counter(
     "tideline_featurestore_online_rebuilds_total",

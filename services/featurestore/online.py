@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from tideline import catalog, streams
 from tideline.durations import epoch_millis
 from tideline.errors import DecodeError
-from tideline.online_store import Entry, Mark, OnlineWriter
+from tideline.online_store import Entry, Mark, OnlineWriter, newest
 from tideline.settings import Settings
 
 from services.featurestore import metrics
@@ -88,18 +88,12 @@ class Materializer:
             for r in await streams.offset_ranges(self.settings, self.features.name, since)
             if r.partition in partitions
         ]
-        newest: dict[str, Entry] = {}
+        found: dict[str, Entry] = {}
         async for message in streams.read_ranges(self.settings, ranges):
-            entry = self._entry(message)
-            if entry is None:
-                continue
-            seen = newest.get(entry.entity)
-            if seen is None or (seen.t, seen.offset) <= (entry.t, entry.offset):
-                newest[entry.entity] = entry
-        entries = list(newest.values())
-        marks = {p: Mark(-1, self.expected.get(p, -1)) for p in partitions}
-        for i in range(0, max(len(entries), 1), CHUNK):
-            await self.writer.write(entries[i : i + CHUNK], marks)
+            if (entry := self._entry(message)) is not None:
+                newest([entry], found)
+        entries = list(found.values())
+        await self.rewrite(entries, partitions)
         metrics.REBUILDS.inc()
         metrics.REBUILT.inc(len(entries))
         log.warning(
@@ -111,6 +105,12 @@ class Materializer:
             self.features.name,
             time.perf_counter() - started,
         )
+
+    async def rewrite(self, entries: list[Entry], partitions: Iterable[int]) -> None:
+        """Write `entries`, a chunk at a time, with the marks of `partitions` as expected."""
+        marks = {p: Mark(-1, self.expected.get(p, -1)) for p in partitions}
+        for i in range(0, max(len(entries), 1), CHUNK):
+            await self.writer.write(entries[i : i + CHUNK], marks)
 
     def _entry(self, message: streams.Message) -> Entry | None:
         """The record as an entry to rewrite; None (skipped, counted) if it is not a vector

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 import redis
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from tideline import catalog, dlq, service, streams
+from tideline import catalog, definitions, dlq, service, streams
 from tideline.online_store import OnlineWriter
 
 from services.featurestore import metrics
@@ -50,8 +50,11 @@ class Restore(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's ba
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         started = time.perf_counter()
         partitions = sorted(tp.partition for tp in assigned)
-        count = await self.states.restore(partitions)
+        count, stale = await self.states.restore(partitions)
+        rebuilt = await self.states.rebuild(stale) if stale else []
         await _until_redis_takes(self.online.assigned, self.states.applied(partitions))
+        if stale:  # each entity's vector of the definition running now, over the old one
+            await _until_redis_takes(self.online.rewrite, rebuilt, stale)
         self.states.ready.set()
         log.info(
             "restored %d entities of partitions %s in %.2fs",
@@ -106,12 +109,14 @@ class Batches:
 @asynccontextmanager
 async def job(context: service.Context[FeatureStoreSettings]) -> AsyncIterator[service.Job]:
     events, features = context.topic(EVENTS), context.topic(FEATURES)
-    states = WindowStates(context.settings, events, features)
+    store = FeatureStore(context.project, events, features)
+    states = WindowStates(context.settings, store, context.producer)
     await states.check_partitions()
     writer = OnlineWriter(context.settings, context.project)
     online = Materializer(context.settings, writer, features, context.producer)
+    key, value = definitions.entry(context.project)  # what its version means, for operators
+    await context.producer.send_and_wait(context.topic(definitions.TOPIC).name, value, key=key)
     log.info("feature set %s", context.project.features.version)
-    store = FeatureStore(context.project, events, features)
     batches = Batches(store, states, online)
     try:
         yield service.Job(batches.handle, batches.tick, listener=Restore(states, online))

@@ -46,6 +46,24 @@ def test_newer_wins_whatever_the_order_of_writes(store: OnlineStore) -> None:
     assert found.feature_version == CARDS.features.version
 
 
+def test_a_vector_of_another_definition_reads_as_none(
+    settings: Settings, store: OnlineStore
+) -> None:
+    store.write([Entry("c9", "e-old", NOW, 3, _values(4))])
+    features = CARDS.features
+    assert features.aggregations[-1].name == "last_channel"
+    fewer = features.model_copy(update={"aggregations": features.aggregations[:-1]})
+    changed = CARDS.model_copy(update={"features": fewer})
+    other = OnlineStore(settings, changed)
+    try:
+        (found,) = other.get(["c9"])
+    finally:
+        other.close()
+    assert (found.event_time, found.feature_version, found.event_id) == (None, None, None)
+    assert "last_channel" not in found.values
+    assert found.values["tx_count_10m"] == 0  # the empty window's, not the old definition's 4
+
+
 def test_keys_expire_ttl_after_their_event_time(store: OnlineStore) -> None:
     ttl, now = millis(CARDS.features.ttl), epoch_millis(datetime.now(UTC))
     store.write([Entry("c2", "e-1", now - ttl + 60_000, 1, _values(1))])  # a minute left

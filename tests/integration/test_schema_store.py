@@ -33,7 +33,7 @@ def _variant(tmp_path: Path, name: str, optional: bool) -> Path:
     if optional:
         raw["event"]["optional"] = [*raw["event"].get("optional", []), "device"]
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
@@ -67,7 +67,8 @@ def services() -> Iterator[list[Service]]:
 def _run(settings: Settings, name: str, services: list[Service], definition: Path) -> Service:
     svc = Service(name, settings, definition).start()
     services.append(svc)
-    return svc.wait_polling()
+    svc.wait_polling()
+    return svc
 
 
 async def _stored(settings: Settings) -> schema_store.Store:

@@ -2,6 +2,8 @@
 
 import asyncio
 import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from tideline.online_store import OnlineStore
 from tideline.project import Project
 from tideline.settings import Settings
 
-from ops import synthetic
+from ops import launcher, synthetic
 
 from ...projects import EXAMPLES
 from .running import FORGED, Service, collect, produce
@@ -198,13 +200,17 @@ async def _assert_no_skew(settings: Settings, definition: Project) -> int:
     vectors = await _vectors(settings, definition, {k for k, v in offline.items() if v is not None})
     assert {k: v for k, v in offline.items() if v is not None} == vectors
     assert sum(v is None for v in offline.values()) > 0, "the stream should hold late events"
-    latest = _latest(events, offline)
+    _assert_online(settings, definition, _latest(events, offline))
+    return len(events)
+
+
+def _assert_online(settings: Settings, definition: Project, latest: dict[str, Any]) -> None:
+    """Redis holds `latest` (entity to values) for each entity."""
     online = OnlineStore(settings, definition)
     try:
         assert {f.entity: f.values for f in online.get(sorted(latest))} == latest
     finally:
         online.close()
-    return len(events)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -329,3 +335,94 @@ async def test_an_unreadable_state_record_is_skipped_at_restore(
     assert await _assert_no_skew(settings, definition) == len(raw)
     assert svc.alive()
     assert svc.stop() == 0
+
+
+def _describe(settings: Settings, path: Path) -> str:
+    """What `tideline features describe` prints for the project at `path`."""
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", "features", "describe"],
+        env=launcher.environment(settings, path) | {"COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+
+
+def _redefined(tmp_path: Path, change: str) -> Path:
+    """The cards project with one aggregation added over a field no other aggregates (the
+    rows held gain a column) or with `last_channel` removed (they lose one)."""
+    raw = yaml.safe_load(EXAMPLES[0].read_text())
+    aggregations = raw["features"]["aggregations"]
+    if change == "added":
+        window = {"kind": "sliding", "size": "1h"}
+        aggregations.append(
+            {"name": "categories_1h", "kind": "distinct", "field": "category", "window": window}
+        )
+    else:
+        raw["features"]["aggregations"] = [a for a in aggregations if a["name"] != "last_channel"]
+    path = tmp_path / f"{change}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+async def test_a_changed_definition_rebuilds_the_state_and_leaves_nothing_stale(
+    topics: Settings, tmp_path: Path, running: list[Service], change: str
+) -> None:
+    settings = topics
+    old = project.load(EXAMPLES[0])
+    raw = _stream(old, 1600, seed=43)
+    half = len(raw) // 2
+    await produce(settings, "events", **_encode(old, raw[:half]))
+    first = _featurestore(settings, EXAMPLES[0], running)
+    first.wait_for("tideline_featurestore_events_total", half)
+    assert first.stop() == 0
+
+    path = _redefined(tmp_path, change)
+    new = project.load(path)
+    assert new.features.version != old.features.version
+    described = _describe(settings, path)
+    assert f"feature set {new.features.version}" in described
+    (line,) = [row for row in described.splitlines() if old.features.version in row]
+    what = "added: distinct of category over sliding 1h" if change == "added" else "removed"
+    assert what in line
+    assert "rebuilds it from `events`" in described
+    second = _featurestore(settings, path, running)
+    assert second.wait_for("tideline_featurestore_state_rebuilds_total", 1) == 1
+    await produce(settings, "events", **_encode(new, raw[half:]))
+    second.wait_for("tideline_featurestore_events_total", len(raw) - half)
+    assert second.metric("tideline_featurestore_state_rebuild_remaining_events") == 0
+
+    # every vector since the change, and every entity in Redis, is the recompute's
+    events = await _read_events(settings, new)
+    offline = _offline(new, events)
+    later = {e["event_id"] for e in raw[half:]}
+    expected = {k: v for k, v in offline.items() if v is not None and k in later}
+    mine = serde.Decoder([new.feature_schema])
+
+    def complete(records: list[Any]) -> bool:
+        return {mine.decode(m.value)[1]["event_id"] for m in records if _of(m, new)} >= set(
+            expected
+        )
+
+    vectors = {
+        record["event_id"]: record["values"]
+        for m in await collect(settings, "features", len(expected), 120, complete)
+        if _of(m, new) and (record := mine.decode(m.value)[1])
+    }
+    assert {k: vectors[k] for k in expected} == expected
+    latest = _latest(events, offline)
+    _assert_online(settings, new, latest)
+    if change == "removed":
+        assert all("last_channel" not in values for values in latest.values())
+    assert second.stop() == 0
+
+    third = _featurestore(settings, path, running)  # the state is of this definition now
+    third.wait_polling()
+    assert third.metric("tideline_featurestore_state_rebuilds_total") == 0
+    assert third.stop() == 0
+
+
+def _of(message: Any, definition: Project) -> bool:
+    return serde.fingerprint_of(message.value) == definition.feature_schema.fingerprint
