@@ -32,13 +32,6 @@ def encode(schema: Schema, record: Record) -> bytes:
     return buffer.getvalue()
 
 
-def fingerprint_of(data: bytes | None) -> bytes | None:
-    """The schema fingerprint a single-object record names; None if it is not one."""
-    if data is None or len(data) < HEADER_SIZE or data[:2] != SINGLE_OBJECT_MARKER:
-        return None
-    return data[2:HEADER_SIZE]
-
-
 class Writers:
     """The schemas records may have been written with, by fingerprint: this process's own
     and, once a schema store is open, every one registered on the `schemas` topic."""
@@ -46,23 +39,14 @@ class Writers:
     def __init__(self) -> None:
         self._by_fingerprint: dict[bytes, Schema] = {}
 
-    def __contains__(self, fingerprint: bytes) -> bool:
-        return fingerprint in self._by_fingerprint
-
-    def __len__(self) -> int:
-        return len(self._by_fingerprint)
+    def know(self, fingerprints: set[bytes]) -> bool:
+        return fingerprints <= self._by_fingerprint.keys()
 
     def get(self, fingerprint: bytes) -> Schema | None:
         return self._by_fingerprint.get(fingerprint)
 
-    def named(self, name: str) -> list[Schema]:
-        return [s for s in self._by_fingerprint.values() if s.name == name]
-
     def add(self, schema: Schema) -> None:
         self._by_fingerprint.setdefault(schema.fingerprint, schema)
-
-    def clear(self) -> None:
-        self._by_fingerprint.clear()
 
 
 # The process's writer schemas: every decoder consults it for a fingerprint of its own

@@ -425,4 +425,4 @@ async def test_a_changed_definition_rebuilds_the_state_and_leaves_nothing_stale(
 
 
 def _of(message: Any, definition: Project) -> bool:
-    return serde.fingerprint_of(message.value) == definition.feature_schema.fingerprint
+    return bool(message.value[2:10] == definition.feature_schema.fingerprint)
