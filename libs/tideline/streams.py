@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Produce:
     topic: str  # full topic name
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone, on a compacted topic
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
     partition: int | None = None  # None: by key, as the producer's partitioner does

@@ -1,24 +1,49 @@
-"""Predictions joined with their labels, which arrive later (or, now and then, first).
+"""Predictions joined with their labels, which arrive later (days or weeks, on the business's
+clock) or, now and then, first.
 
-Each side waits up to the join window for the other. A label stays after joining,
-for the challenger's shadow prediction or a late one, and remembers which versions
-it was joined with, so a prediction written twice (a batch redone after a crash)
-counts once. A later label with another value corrects it, for the predictions still
-to join; the monitor revises those already joined.
+Each side waits for the other up to the horizon, in event time: a prediction until
+the newest time the join has seen (prediction event times and label times) is more
+than the horizon past its event time; a label likewise past its label time. A label
+stays after joining, for the challenger's shadow prediction or a late one, and
+remembers which versions it was joined with, so a prediction written twice (a batch
+redone after a crash) counts once. A later label with another value corrects it, for
+the predictions still to join; the monitor revises those already joined.
+
+The join outlives a restart: every entry it changes is a record of the compacted
+`monitor.joins` topic (`changes`), and an entry that leaves is a tombstone; the monitor
+reads the topic back at start (`restore`).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 Record = dict[str, Any]
+Side = tuple[int, bool]  # (model version, shadow)
 
 
 @dataclass
 class _Label:
     value: Any
     label_time: int  # ms
-    arrived: float
-    joined: set[tuple[int, bool]] = field(default_factory=set)  # (version, shadow)
+    joined: set[Side] = field(default_factory=set)
+
+
+@dataclass
+class _Entry:
+    """One event's side of the join: its predictions waiting, its label if it came."""
+
+    predictions: dict[Side, Record] = field(default_factory=dict)
+    label: _Label | None = None
+
+    @property
+    def time(self) -> int:
+        """What its expiry is measured from: the label's time, or the oldest prediction's."""
+        if self.label is not None:
+            return self.label.label_time
+        return int(min(p["event_time"] for p in self.predictions.values()))
 
 
 @dataclass(frozen=True)
@@ -28,58 +53,121 @@ class Joined:
     label_delay_ms: int
 
 
+# What a prediction keeps while it waits: what the monitor judges it on.
+KEPT = ("event_id", "model_version", "shadow", "score", "event_time")
+
+
 class Joiner:
-    def __init__(self, window_s: float) -> None:
-        self.window_s = window_s
-        self._predictions: dict[str, list[tuple[Record, float]]] = {}
-        self._labels: dict[str, _Label] = {}
-        self.unlabelled = 0  # predictions whose label never came within the window
+    def __init__(self, horizon_ms: int) -> None:
+        self.horizon_ms = horizon_ms
+        self._entries: dict[str, _Entry] = {}  # in arrival order
+        self.watermark = 0  # the newest event time or label time seen
+        self.waiting_predictions = 0  # predictions no label has joined yet
+        self.waiting_labels = 0  # labels no prediction has joined yet
+        self.unlabelled = 0  # predictions whose label never came within the horizon
         self.orphans = 0  # labels no prediction came for
-
-    def prediction(self, record: Record, now: float) -> Joined | None:
-        label = self._labels.get(record["event_id"])
-        if label is None:
-            self._predictions.setdefault(record["event_id"], []).append((record, now))
-            return None
-        return self._join(record, label)
-
-    def corrects(self, event_id: str, value: Any) -> bool:
-        """Whether a label of `value` for `event_id` corrects the one waiting here."""
-        label = self._labels.get(event_id)
-        return label is not None and label.value != value
-
-    def label(self, event_id: str, value: Any, label_time: int, now: float) -> list[Joined]:
-        label = self._labels.get(event_id)
-        if label is None:
-            label = self._labels[event_id] = _Label(value, label_time, now)
-        elif label.value != value:  # a correction: predictions still to come join it
-            label.value = value
-        waiting = self._predictions.pop(event_id, [])
-        return [j for record, _ in waiting if (j := self._join(record, label)) is not None]
-
-    def _join(self, record: Record, label: _Label) -> Joined | None:
-        key = (record["model_version"], record["shadow"])
-        if key in label.joined:
-            return None
-        label.joined.add(key)
-        return Joined(record, label.value, label.label_time - record["event_time"])
-
-    def expire(self, now: float) -> None:
-        """Forget what waited longer than the window (both dicts are in arrival order)."""
-        limit = now - self.window_s
-        while self._predictions:
-            event_id, waiting = next(iter(self._predictions.items()))
-            if waiting[0][1] > limit:
-                break
-            del self._predictions[event_id]
-            self.unlabelled += len(waiting)
-        while self._labels:
-            event_id, label = next(iter(self._labels.items()))
-            if label.arrived > limit:
-                break
-            del self._labels[event_id]
-            self.orphans += not label.joined
+        self.joined = 0  # predictions joined with their label
+        self._changed: set[str] = set()  # event ids whose entry changed since `changes`
 
     @property
     def pending(self) -> int:
-        return len(self._predictions) + len(self._labels)
+        """Predictions waiting for their label, and labels for their prediction."""
+        return self.waiting_predictions + self.waiting_labels
+
+    def prediction(self, record: Record) -> Joined | None:
+        event_id = record["event_id"]
+        self.watermark = max(self.watermark, record["event_time"])
+        entry = self._entries.get(event_id)
+        if entry is None:
+            entry = self._entries[event_id] = _Entry()
+        if entry.label is None:
+            side = (record["model_version"], record["shadow"])
+            self.waiting_predictions += side not in entry.predictions  # a repeat: once
+            entry.predictions[side] = {k: record[k] for k in KEPT}
+            self._changed.add(event_id)
+            return None
+        return self._join(event_id, record, entry.label)
+
+    def corrects(self, event_id: str, value: Any) -> bool:
+        """Whether a label of `value` for `event_id` corrects the one held here."""
+        entry = self._entries.get(event_id)
+        return entry is not None and entry.label is not None and entry.label.value != value
+
+    def label(self, event_id: str, value: Any, label_time: int) -> list[Joined]:
+        self.watermark = max(self.watermark, label_time)
+        entry = self._entries.get(event_id)
+        if entry is None:
+            entry = self._entries[event_id] = _Entry()
+        if entry.label is None:
+            entry.label = _Label(value, label_time)
+            self.waiting_labels += 1
+        elif entry.label.value != value:  # a correction: predictions still to come join it
+            entry.label.value = value
+        self._changed.add(event_id)
+        waiting, entry.predictions = entry.predictions, {}
+        self.waiting_predictions -= len(waiting)
+        return [j for p in waiting.values() if (j := self._join(event_id, p, entry.label))]
+
+    def _join(self, event_id: str, prediction: Record, label: _Label) -> Joined | None:
+        side = (prediction["model_version"], prediction["shadow"])
+        if side in label.joined:
+            return None
+        if not label.joined:
+            self.waiting_labels -= 1
+        label.joined.add(side)
+        self.joined += 1
+        self._changed.add(event_id)
+        return Joined(prediction, label.value, label.label_time - prediction["event_time"])
+
+    def expire(self) -> None:
+        """Let go of what waited past the horizon (oldest arrivals first)."""
+        limit = self.watermark - self.horizon_ms
+        while self._entries:
+            event_id, entry = next(iter(self._entries.items()))
+            if entry.time > limit:
+                break
+            del self._entries[event_id]
+            self._changed.add(event_id)
+            self.unlabelled += len(entry.predictions)
+            self.waiting_predictions -= len(entry.predictions)
+            if entry.label is not None and not entry.label.joined:
+                self.orphans += 1
+                self.waiting_labels -= 1
+
+    # -- what outlives a restart --
+
+    def changes(self) -> list[tuple[str, Record | None]]:
+        """Each entry changed since the last call, as a tideline.PendingJoin record (None:
+        gone, a tombstone)."""
+        changed, self._changed = self._changed, set()
+        return [(event_id, self._record(event_id)) for event_id in changed]
+
+    def _record(self, event_id: str) -> Record | None:
+        entry = self._entries.get(event_id)
+        if entry is None:
+            return None
+        label = entry.label
+        return {
+            "event_id": event_id,
+            "predictions": list(entry.predictions.values()),
+            "label": None
+            if label is None
+            else {
+                "value": orjson.dumps(label.value).decode(),
+                "label_time": label.label_time,
+                "joined": [{"model_version": v, "shadow": s} for v, s in sorted(label.joined)],
+            },
+        }
+
+    def restore(self, records: Iterable[Record]) -> None:
+        """Take back the entries of tideline.PendingJoin records (event times in ms)."""
+        for record in records:
+            entry = _Entry({(p["model_version"], p["shadow"]): p for p in record["predictions"]})
+            held = record["label"]
+            if held is not None:
+                joined = {(j["model_version"], j["shadow"]) for j in held["joined"]}
+                entry.label = _Label(orjson.loads(held["value"]), held["label_time"], joined)
+                self.waiting_labels += not joined
+            self._entries[record["event_id"]] = entry
+            self.waiting_predictions += len(entry.predictions)
+            self.watermark = max(self.watermark, entry.time)

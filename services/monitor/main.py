@@ -9,7 +9,7 @@ SERVICE = service.Service(
     name="monitor",
     settings=MonitorSettings,
     consumes=(stream.FEATURES, stream.PREDICTIONS, stream.LABELS),
-    produces=(stream.METRICS, stream.DRIFT),
+    produces=(stream.METRICS, stream.DRIFT, stream.JOINS),
     reads=(catalog.topic("models.updated"),),
     job=stream.job,
 )

@@ -34,7 +34,23 @@ LABEL_DELAY = Gauge(
 )
 PENDING = Gauge(
     "tideline_monitor_pending_joins",
-    "Predictions and labels waiting for each other.",
+    "Predictions and labels waiting for each other (within the label horizon).",
+    ["model"],
+)
+JOINED = Counter(
+    "tideline_monitor_joined_total",
+    "Predictions joined with their label; coverage is this over it plus the pending and"
+    " unlabelled predictions.",
+    ["model"],
+)
+UNLABELLED = Counter(
+    "tideline_monitor_unlabelled_total",
+    "Predictions let go of unlabelled: no label came within the label horizon.",
+    ["model"],
+)
+ORPHANS = Counter(
+    "tideline_monitor_orphan_labels_total",
+    "Labels let go of with no prediction: none came within the label horizon.",
     ["model"],
 )
 LABEL_CORRECTIONS = Counter(

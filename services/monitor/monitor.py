@@ -56,6 +56,8 @@ class Interval:
     """What happened since the last published metrics."""
 
     start_ms: int
+    unlabelled_before: int = 0  # the join's counts as the interval began
+    orphans_before: int = 0
     volume: int = 0
     labelled: int = 0
     label_delays: list[float] = field(default_factory=list)
@@ -76,7 +78,7 @@ class Monitor:
         self.metric = "accuracy" if self.task == "classification" else "mae"
         self.bucket_ms = max(1, int(own.event_time_bucket.total_seconds() * 1000))
         self.vectors: deque[tuple[int, dict[str, Any]]] = deque(maxlen=own.drift_window)
-        self.joiner = Joiner(own.join_window.total_seconds())
+        self.joiner = Joiner(int(own.label_horizon.total_seconds() * 1000))
         # per version: (label, score, event time, event id) of the last labelled predictions
         self.performance: dict[int, deque[tuple[Any, float, int, str]]] = {}
         self.created: dict[int, int] = {}  # version -> created_at, ms
@@ -139,7 +141,7 @@ class Monitor:
             self.interval.volume += 1
             self.interval.latencies.append(record["latency_ms"])
             champion.scores.append(record["score"])
-        joined = self.joiner.prediction(record, now)
+        joined = self.joiner.prediction(record)
         if joined is not None:
             self._joined(joined, now)
 
@@ -149,7 +151,7 @@ class Monitor:
         corrects = self.joiner.corrects(event_id, value)
         if corrects:
             self._correct(event_id, value)
-        for joined in self.joiner.label(event_id, value, record["label_time"], now):
+        for joined in self.joiner.label(event_id, value, record["label_time"]):
             self._joined(joined, now)
         return corrects
 
@@ -258,7 +260,7 @@ class Monitor:
         """The tideline.MonitorMetrics records of the interval that ends now (the
         champion's, then other versions with labels)."""
         self.now_ms = now_ms
-        self.joiner.expire(now)
+        self.joiner.expire()
         records: list[Record] = []
         champion = self.champion
         if champion is not None:
@@ -268,7 +270,7 @@ class Monitor:
             records.append(self._metrics(champion.number, performance, features, prediction_drift))
         for version in sorted(self.interval.versions - {champion.number if champion else -1}):
             records.append(self._metrics(version, self._performance(version), [], None))
-        self.interval = Interval(now_ms)
+        self.interval = Interval(now_ms, self.joiner.unlabelled, self.joiner.orphans)
         return records
 
     def _metrics(
@@ -296,6 +298,8 @@ class Monitor:
             "psi_threshold": self.own.psi_threshold,
             "performance_floor": self._floor(version),
             "pending_joins": self.joiner.pending,
+            "unlabelled": self.joiner.unlabelled - interval.unlabelled_before,
+            "orphan_labels": self.joiner.orphans - interval.orphans_before,
             "by_event_time": [
                 {"start": start, "width_ms": self.bucket_ms, "labelled": int(n), "errors": errors}
                 for (v, start), (n, errors) in sorted(interval.by_event_time.items())

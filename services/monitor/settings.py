@@ -25,9 +25,11 @@ class MonitorSettings(ServiceSettings):
     min_samples: int = Field(
         default=500, description="Fewer values (or labels) in a window: no verdict on it."
     )
-    join_window: Duration = Field(
-        default=timedelta(minutes=10),
-        description="How long a prediction waits for its label (and a label for its prediction).",
+    label_horizon: Duration = Field(
+        default=timedelta(days=30),
+        description="How much event time a prediction waits for its label, and a label for its"
+        " prediction: labels weeks late still join. Each waiting one is held in memory and"
+        " on monitor.joins until then (about 200 bytes a prediction).",
     )
     event_time_bucket: Duration = Field(
         default=timedelta(minutes=1),

@@ -4,7 +4,9 @@ interval and monitor.drift when drift is confirmed.
 Its windows and detectors live in memory and refill after a restart (each needs
 `min_samples` before it judges); offsets are committed as of the last published
 interval, once its records are acknowledged. What must outlive a restart is read back
-from Kafka: the last drift event on the champion, whose cooldown goes on.
+from Kafka: the prediction-label join, from its changelog `monitor.joins` (labels come
+weeks later than their predictions), and the last drift event on the champion, whose
+cooldown goes on.
 """
 
 import logging
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 FEATURES, PREDICTIONS = catalog.topic("features"), catalog.topic("predictions")
 LABELS = catalog.topic("labels")
 METRICS, DRIFT = catalog.topic("monitor.metrics"), catalog.topic("monitor.drift")
+JOINS = catalog.topic("monitor.joins")
 # Drift events are rare: the newest one on a model is among the last of its partition.
 RESUME_TAIL = 1_000
 
@@ -49,8 +52,10 @@ class Watch:
             context.topic(PREDICTIONS).name,
         )
         self.metrics, self.drift = context.topic(METRICS), context.topic(DRIFT)
+        self.joins = context.topic(JOINS)
         self.published: streams.Offsets = {}  # handled as of the last published interval
         self.ticked = False
+        self.counted = (0, 0, 0)  # the join's (joined, unlabelled, orphans) as last counted
 
     async def handle(self, messages: streams.Messages) -> streams.Outcome:
         outcome, now = streams.Outcome(), time.monotonic()
@@ -61,7 +66,7 @@ class Watch:
                 outcome.rejected.append(
                     (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))
                 )
-        outcome.produce += self._drained()
+        outcome.produce += self._joins() + self._drained()
         return outcome
 
     def read(self, message: streams.Message, now: float) -> None:
@@ -82,13 +87,37 @@ class Watch:
             return streams.Outcome()
         self.next_tick, self.ticked = now + self.interval_s, True
         found = _observed(self.monitor.tick(now, _now_ms()), self.monitor.metric)
+        self._count_joins()
         # the tick's drift events after its metrics
-        return streams.Outcome([self._produce(self.metrics, r) for r in found] + self._drained())
+        out = [self._produce(self.metrics, r) for r in found] + self._drained()
+        return streams.Outcome(out + self._joins())
 
     def committable(self, handled: streams.Offsets) -> streams.Offsets:
         if self.ticked:
             self.published, self.ticked = handled, False
         return self.published
+
+    def _joins(self) -> list[streams.Produce]:
+        """The join's changelog records: each entry changed, a tombstone for each gone."""
+        prefix = f"{self.monitor.name}:"
+        return [
+            streams.Produce(
+                self.joins.name,
+                (prefix + event_id).encode(),
+                None if record is None else self.joins.encode(record),
+            )
+            for event_id, record in self.monitor.joiner.changes()
+        ]
+
+    def _count_joins(self) -> None:
+        joiner, name = self.monitor.joiner, self.monitor.name
+        now = (joiner.joined, joiner.unlabelled, joiner.orphans)
+        for counter, new, old in zip(
+            (metrics.JOINED, metrics.UNLABELLED, metrics.ORPHANS), now, self.counted, strict=True
+        ):
+            counter.labels(name).inc(new - old)
+        self.counted = now
+        metrics.PENDING.labels(name).set(joiner.pending)
 
     def _drained(self) -> list[streams.Produce]:
         out = []
@@ -117,7 +146,6 @@ def _observed(records: list[Record], metric: str) -> list[Record]:
         for feature in record["features"]:
             if feature["psi"] is not None:
                 metrics.PSI.labels(model, version, feature["feature"]).set(feature["psi"])
-        metrics.PENDING.labels(model).set(record["pending_joins"])
         if record["performance_floor"] is not None:
             metrics.FLOOR.clear()  # the champion's only
             metrics.FLOOR.labels(model, version, metric).set(record["performance_floor"])
@@ -127,6 +155,32 @@ def _observed(records: list[Record], metric: str) -> list[Record]:
         if record["label_delay_ms_p50"] is not None:
             metrics.LABEL_DELAY.labels(model, version).set(record["label_delay_ms_p50"] / 1000)
     return records
+
+
+async def restore_joins(settings: Settings, joins: catalog.Bound, model: str) -> list[Record]:
+    """The join's entries of `model` on its changelog: each key's last record, unless a
+    tombstone; a record that does not decode is skipped and counted."""
+    prefix = f"{model}:".encode()
+    latest: dict[bytes, bytes | None] = {}
+    async for message in streams.read_back(settings, joins.name, 0):
+        if message.key is not None and message.key.startswith(prefix):
+            latest[message.key] = message.value
+    found = []
+    for key, value in latest.items():
+        if value is None:
+            continue
+        try:
+            record = joins.decode(value)
+        except DecodeError as exc:
+            metrics.UNREADABLE.labels(joins.name).inc()
+            log.warning("skipped an unreadable join entry %r: %s", key, exc)
+            continue
+        for prediction in record["predictions"]:
+            prediction["event_time"] = epoch_millis(prediction["event_time"])
+        if record["label"] is not None:
+            record["label"]["label_time"] = epoch_millis(record["label"]["label_time"])
+        found.append(record)
+    return found
 
 
 async def last_drift(
@@ -174,6 +228,9 @@ async def job(context: service.Context[MonitorSettings]) -> AsyncIterator[servic
         if monitor.champion is not None:
             metrics.CHAMPION.labels(name).set(monitor.champion.number)
 
+    restored = await restore_joins(context.settings, context.topic(JOINS), name)
+    monitor.joiner.restore(restored)
+    log.info("restored %d entries of the prediction-label join", len(restored))
     async with aclosing(ModelClient(context.settings).states()) as states:
         watch(await anext(states))  # the champion as of now, before any prediction is read
         found = await last_drift(

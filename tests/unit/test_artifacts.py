@@ -66,7 +66,7 @@ def test_chunks_reassemble_and_name_every_piece() -> None:
     assert (ref["chunks"], ref["size"], ref["sha256"]) == (3, len(data), artifacts.sha256(data))
     assert [r.key for r in records] == [f"{ref['sha256']}:{i}".encode() for i in range(3)]
     decoder = serde.Decoder([schemas.load("tideline.ArtifactChunk")])
-    found = [decoder.decode(r.value)[1] for r in reversed(records)]
+    found = [decoder.decode(r.value or b"")[1] for r in reversed(records)]
     assert artifacts.assemble(ref, found) == data
     with pytest.raises(artifacts.ArtifactError, match="lacks chunks"):
         artifacts.assemble(ref, found[1:])

@@ -205,7 +205,7 @@ async def test_tampered_artifacts_are_refused(settings: Settings, running: list[
     # a chunk overwritten on the compacted topic: subscribers refuse the model
     ref = outcome.decision["model"]["artifact"]
     chunk = artifacts.chunks(data, settings)[1][0]
-    piece = _decode(artifacts.TOPIC.schema(), chunk.value)
+    piece = _decode(artifacts.TOPIC.schema(), chunk.value or b"")
     piece["data"] = bytes([piece["data"][0] ^ 1]) + piece["data"][1:]
     await produce(
         settings, "models.artifacts", [serde.encode(artifacts.TOPIC.schema(), piece)], [chunk.key]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import stats
-from tideline import catalog, distributions, project
+from tideline import catalog, distributions, project, serde
 from tideline.settings import Settings
 
 from services.monitor import drift
@@ -152,20 +152,86 @@ def test_alarm_confirms_and_then_needs_clearing() -> None:
     assert [alarm.check(True) for _ in range(3)] == [False, False, True]  # ...and confirms anew
 
 
+def _prediction(event_id: str, event_time: int, version: int = 1) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "model_version": version,
+        "shadow": version != 1,
+        "score": 0.9,
+        "event_time": event_time,
+        "latency_ms": 1.0,
+    }
+
+
 def test_join_in_either_order_counts_each_version_once() -> None:
-    joiner = Joiner(window_s=60)
-    champion = {"event_id": "e1", "model_version": 1, "shadow": False, "event_time": 1000}
-    assert joiner.prediction(champion, now=0) is None
-    (joined,) = joiner.label("e1", True, 4000, now=1)
+    joiner = Joiner(horizon_ms=60_000)
+    champion = _prediction("e1", 1000)
+    assert joiner.prediction(champion) is None
+    (joined,) = joiner.label("e1", True, 4000)
     assert joined.label is True
     assert joined.label_delay_ms == 3000
-    shadow = champion | {"model_version": 2, "shadow": True}
-    assert joiner.prediction(shadow, now=2) is not None  # label first, prediction after
-    assert joiner.prediction(champion, now=3) is None  # written twice: counted once
-    joiner.prediction({**champion, "event_id": "e2"}, now=4)
-    joiner.label("e3", False, 5000, now=5)
-    joiner.expire(now=100)
-    assert (joiner.unlabelled, joiner.orphans, joiner.pending) == (1, 1, 0)
+    assert joiner.prediction(_prediction("e1", 1000, 2)) is not None  # label first, then it
+    assert joiner.prediction(champion) is None  # written twice: counted once
+    joiner.prediction(_prediction("e2", 2000))
+    joiner.prediction(_prediction("e2", 2000))  # a repeat waits once
+    joiner.label("e3", False, 5000)
+    assert joiner.pending == 2
+    joiner.prediction(_prediction("e4", 70_000))  # event time moves past the horizon
+    joiner.expire()
+    assert (joiner.unlabelled, joiner.orphans, joiner.pending, joiner.joined) == (1, 1, 1, 2)
+
+
+def test_the_horizon_is_event_time_not_the_clock() -> None:
+    """Labels weeks of event time late still join, however fast the stream is replayed."""
+    week = 7 * 86_400_000
+    joiner = Joiner(horizon_ms=4 * week)
+    for i in range(100):
+        joiner.prediction(_prediction(f"e{i}", i * 60_000))
+    joiner.expire()
+    joined = [
+        j for i in range(100) for j in joiner.label(f"e{i}", i % 2 == 0, i * 60_000 + 3 * week)
+    ]
+    joiner.expire()
+    assert len(joined) == 100
+    assert {j.label_delay_ms for j in joined} == {3 * week}
+    assert (joiner.unlabelled, joiner.pending) == (0, 0)
+
+
+def test_the_join_restored_from_its_changes_goes_on_as_before() -> None:
+    """What `changes` gives the changelog, `restore` takes back: a restarted monitor joins
+    the labels of predictions it saw before, counts repeats once and honours corrections."""
+    first = Joiner(horizon_ms=10 * 3_600_000)
+    for i in range(10):
+        first.prediction(_prediction(f"e{i}", i * 1000))
+    first.label("e0", True, 5000)
+    first.label("e9", False, 6000)  # before its prediction... which came: joined
+    first.label("orphan", True, 6000)
+    log: dict[str, dict[str, Any] | None] = {}
+    for event_id, record in first.changes():
+        log[event_id] = record
+    assert first.changes() == []  # each change once
+    schema = catalog.topic("monitor.joins").schema()
+    assert all(
+        serde.Decoder([schema]).decode_as(schema, serde.encode(schema, r)) is not None
+        for r in log.values()
+        if r is not None
+    )
+
+    second = Joiner(horizon_ms=10 * 3_600_000)
+    second.restore(r for r in log.values() if r is not None)
+    assert second.pending == first.pending
+    assert second.watermark <= first.watermark  # from what it holds: it lets go no sooner
+    assert second.prediction(_prediction("e0", 0)) is None  # a repeat of a joined one
+    assert not second.corrects("e0", True)
+    assert second.corrects("e0", False)
+    late = [j for i in range(1, 9) for j in second.label(f"e{i}", True, 2 * 3_600_000)]
+    assert [j.prediction["event_id"] for j in late] == [f"e{i}" for i in range(1, 9)]
+    assert second.pending == 1  # the orphan, until its horizon passes
+    second.prediction(_prediction("later", 12 * 3_600_000))
+    second.expire()
+    gone = [event_id for event_id, record in second.changes() if record is None]
+    assert {"e0", "orphan"} <= set(gone)  # tombstones for what left
+    assert second.orphans == 1
 
 
 # -- the monitor as a whole, on a generated stream --
