@@ -83,8 +83,23 @@ async def rebuild(settings: Settings, project: Project, ref: dict[str, Any]) -> 
         )
     if ref["schema_fingerprints"] != _fingerprints(settings, project):
         raise DatasetError("dataset was written with other schemas than this project's")
+    await _still_kept(settings, [streams.OffsetRange(**r) for r in ref["ranges"]])
     vectors, labels = await _read(settings, project, ref)
     return _select(project, ref, vectors, labels)
+
+
+async def _still_kept(settings: Settings, ranges: list[streams.OffsetRange]) -> None:
+    """DatasetError if retention has deleted records of `ranges`: a set read without them
+    would be another set under the same name."""
+    for topic in sorted({r.topic for r in ranges}):
+        first = {k.partition: k.start for k in await streams.offset_ranges(settings, topic)}
+        for r in ranges:
+            if r.topic == topic and r.start < r.end and r.start < first.get(r.partition, 0):
+                raise DatasetError(
+                    f"{topic} partition {r.partition} now begins at offset"
+                    f" {first[r.partition]}, the dataset at {r.start}: records it was built"
+                    " from are past the topic's retention, so it cannot be rebuilt exactly"
+                )
 
 
 @dataclass(frozen=True)

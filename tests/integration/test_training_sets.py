@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import RecordsToDelete
 from tideline import catalog, kafka, project, schemas, serde, training
 from tideline.durations import epoch_millis
 from tideline.settings import Settings
@@ -108,6 +110,14 @@ async def test_time_range_and_refusals(settings: Settings) -> None:
 
     with pytest.raises(training.DatasetError, match="feature version"):
         await training.rebuild(settings, CARDS, window.ref | {"feature_version": "0000"})
+    # retention takes the oldest vectors: the set is refused, not read shorter
+    features = catalog.topic("features").full_name(settings)
+    (kept,) = [r for r in window.ref["ranges"] if r["topic"] == features and r["end"] > r["start"]]
+    async with kafka.admin_session(settings) as admin:
+        gone = RecordsToDelete(before_offset=kept["start"] + 1)
+        await admin.delete_records({TopicPartition(features, kept["partition"]): gone})
+    with pytest.raises(training.DatasetError, match="past the topic's retention"):
+        await training.rebuild(settings, CARDS, window.ref)
     meters = project.load(EXAMPLES[1])
     with pytest.raises(training.DatasetError):
         await training.rebuild(settings, meters, window.ref)
