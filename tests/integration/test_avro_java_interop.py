@@ -16,6 +16,7 @@ from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
 
 from ops.stack import maven
+from ops.stack.kafka_broker import KafkaBroker
 
 from ..examples import EXAMPLE_TIME
 from ..projects import EXAMPLES
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 AVRO_JAVA = "org.apache.avro:avro:1.12.0"
 DECODER = Path(__file__).parent / "java" / "DecodeSingleObject.java"
+CARD_EVENTS = Path(__file__).resolve().parents[2] / "examples" / "java" / "CardEvents.java"
 
 
 @pytest.fixture(scope="module")
@@ -158,4 +160,27 @@ async def test_java_decodes_a_live_event_with_the_exported_schema_alone(
     decoded = _decode_with_files(avro_classpath, live.value, [event_file], tmp_path)
     assert isinstance(decoded, dict)
     assert decoded["event_id"] == "for-java"
+
+    # the documented Java producer and consumer, with the exported file alone
+    kafka_jars = KafkaBroker(settings).lib
+    java = await asyncio.to_thread(
+        subprocess.run,
+        [
+            "java",
+            "-cp",
+            f"{avro_classpath}:{kafka_jars}/*",
+            str(CARD_EVENTS),
+            settings.kafka_bootstrap,
+            settings.topic_prefix,
+            str(event_file),
+            "from-java",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    assert java.returncode == 0, java.stderr[-3000:]
+    produced = json.loads(java.stdout.strip().splitlines()[-1])
+    assert (produced["event_id"], produced["payload"]["channel"]) == ("from-java", "app")
     assert decoded["payload"] == event["payload"]
