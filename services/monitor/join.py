@@ -9,9 +9,13 @@ remembers which versions it was joined with, so a prediction written twice (a ba
 redone after a crash) counts once. A later label with another value corrects it, for
 the predictions still to join; the monitor revises those already joined.
 
-The join outlives a restart: every entry it changes is a record of the compacted
-`monitor.joins` topic (`changes`), and an entry that leaves is a tombstone; the monitor
-reads the topic back at start (`restore`).
+The join outlives a restart: at each published interval, every entry still waiting
+that changed (a prediction with no label yet, a label with no prediction yet) is a
+record of the compacted `monitor.joins` topic (`changes`), and one written before that
+has joined or left is a tombstone. Those records go out with the interval's metrics,
+before its offsets are committed, so the topic holds the join as of the committed
+offsets: a restarted monitor reads it back (`restore`) and the records after them again.
+An event joined within one interval is never written at all.
 """
 
 from collections.abc import Iterable
@@ -68,6 +72,7 @@ class Joiner:
         self.orphans = 0  # labels no prediction came for
         self.joined = 0  # predictions joined with their label
         self._changed: set[str] = set()  # event ids whose entry changed since `changes`
+        self._written: set[str] = set()  # event ids with a record on the changelog
 
     @property
     def pending(self) -> int:
@@ -137,26 +142,34 @@ class Joiner:
     # -- what outlives a restart --
 
     def changes(self) -> list[tuple[str, Record | None]]:
-        """Each entry changed since the last call, as a tideline.PendingJoin record (None:
-        gone, a tombstone)."""
+        """Each waiting entry changed since the last call, as a tideline.PendingJoin record,
+        and a tombstone (None) for each written before that no longer waits."""
         changed, self._changed = self._changed, set()
-        return [(event_id, self._record(event_id)) for event_id in changed]
+        found: list[tuple[str, Record | None]] = []
+        for event_id in changed:
+            record = self._record(event_id)
+            if record is not None:
+                found.append((event_id, record))
+                self._written.add(event_id)
+            elif event_id in self._written:
+                found.append((event_id, None))
+                self._written.discard(event_id)
+        return found
 
     def _record(self, event_id: str) -> Record | None:
         entry = self._entries.get(event_id)
         if entry is None:
             return None
         label = entry.label
+        if label is not None and label.joined:
+            return None  # joined: nothing waits
+        held = None
+        if label is not None:
+            held = {"value": orjson.dumps(label.value).decode(), "label_time": label.label_time}
         return {
             "event_id": event_id,
             "predictions": list(entry.predictions.values()),
-            "label": None
-            if label is None
-            else {
-                "value": orjson.dumps(label.value).decode(),
-                "label_time": label.label_time,
-                "joined": [{"model_version": v, "shadow": s} for v, s in sorted(label.joined)],
-            },
+            "label": held,
         }
 
     def restore(self, records: Iterable[Record]) -> None:
@@ -165,9 +178,10 @@ class Joiner:
             entry = _Entry({(p["model_version"], p["shadow"]): p for p in record["predictions"]})
             held = record["label"]
             if held is not None:
-                joined = {(j["model_version"], j["shadow"]) for j in held["joined"]}
-                entry.label = _Label(orjson.loads(held["value"]), held["label_time"], joined)
-                self.waiting_labels += not joined
-            self._entries[record["event_id"]] = entry
+                entry.label = _Label(orjson.loads(held["value"]), held["label_time"])
+                self.waiting_labels += 1
+            event_id = record["event_id"]
+            self._entries[event_id] = entry
+            self._written.add(event_id)
             self.waiting_predictions += len(entry.predictions)
             self.watermark = max(self.watermark, entry.time)

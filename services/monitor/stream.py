@@ -66,7 +66,7 @@ class Watch:
                 outcome.rejected.append(
                     (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))
                 )
-        outcome.produce += self._joins() + self._drained()
+        outcome.produce += self._drained()
         return outcome
 
     def read(self, message: streams.Message, now: float) -> None:
@@ -98,7 +98,8 @@ class Watch:
         return self.published
 
     def _joins(self) -> list[streams.Produce]:
-        """The join's changelog records: each entry changed, a tombstone for each gone."""
+        """The join's changelog as of this tick: each waiting entry changed, a tombstone for
+        each written that waits no more."""
         prefix = f"{self.monitor.name}:"
         return [
             streams.Produce(

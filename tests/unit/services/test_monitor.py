@@ -199,38 +199,35 @@ def test_the_horizon_is_event_time_not_the_clock() -> None:
 
 def test_the_join_restored_from_its_changes_goes_on_as_before() -> None:
     """What `changes` gives the changelog, `restore` takes back: a restarted monitor joins
-    the labels of predictions it saw before, counts repeats once and honours corrections."""
+    the labels of predictions it saw before; what joined within an interval is never
+    written, what was written and then joined or left becomes a tombstone."""
     first = Joiner(horizon_ms=10 * 3_600_000)
     for i in range(10):
         first.prediction(_prediction(f"e{i}", i * 1000))
-    first.label("e0", True, 5000)
-    first.label("e9", False, 6000)  # before its prediction... which came: joined
-    first.label("orphan", True, 6000)
-    log: dict[str, dict[str, Any] | None] = {}
-    for event_id, record in first.changes():
-        log[event_id] = record
+    first.label("e0", True, 5000)  # joined within the interval: nothing to keep
+    first.label("orphan", True, 6000)  # no prediction for it yet
+    log = dict(first.changes())
+    assert set(log) == {f"e{i}" for i in range(1, 10)} | {"orphan"}
     assert first.changes() == []  # each change once
+    first.label("e9", False, 7000)
+    assert first.changes() == [("e9", None)]  # written, then joined: a tombstone
+    del log["e9"]
     schema = catalog.topic("monitor.joins").schema()
-    assert all(
-        serde.Decoder([schema]).decode_as(schema, serde.encode(schema, r)) is not None
-        for r in log.values()
-        if r is not None
-    )
+    for record in log.values():
+        assert record is not None
+        assert serde.Decoder([schema]).decode_as(schema, serde.encode(schema, record))
 
     second = Joiner(horizon_ms=10 * 3_600_000)
     second.restore(r for r in log.values() if r is not None)
-    assert second.pending == first.pending
+    assert second.pending == first.pending == 9  # e1 to e8 and the orphan
     assert second.watermark <= first.watermark  # from what it holds: it lets go no sooner
-    assert second.prediction(_prediction("e0", 0)) is None  # a repeat of a joined one
-    assert not second.corrects("e0", True)
-    assert second.corrects("e0", False)
     late = [j for i in range(1, 9) for j in second.label(f"e{i}", True, 2 * 3_600_000)]
     assert [j.prediction["event_id"] for j in late] == [f"e{i}" for i in range(1, 9)]
     assert second.pending == 1  # the orphan, until its horizon passes
     second.prediction(_prediction("later", 12 * 3_600_000))
     second.expire()
-    gone = [event_id for event_id, record in second.changes() if record is None]
-    assert {"e0", "orphan"} <= set(gone)  # tombstones for what left
+    gone = {event_id for event_id, record in second.changes() if record is None}
+    assert gone == {f"e{i}" for i in range(1, 9)} | {"orphan"}
     assert second.orphans == 1
 
 
