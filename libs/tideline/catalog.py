@@ -35,17 +35,18 @@ class Topic:
     replication_factor: int
     min_insync_replicas: int  # with acks=all, a write needs this many replicas to land
     max_message_bytes: int | None = None
+    training: bool = False  # read by training: kept `training_retention` when that is set
 
     def replicas(self, brokers: int, settings: Settings) -> int:
         """Its replication factor on a cluster of `brokers`: the setting's if given, else
         the catalog's, capped at the cluster's size."""
         return settings.replication_factor or min(self.replication_factor, brokers)
 
-    def configs(self, replicas: int) -> dict[str, str]:
+    def configs(self, replicas: int, settings: Settings) -> dict[str, str]:
         """Topic-level broker configuration, for `replicas` replicas."""
         configs = {
             "cleanup.policy": self.cleanup_policy,
-            "retention.ms": str(self.retention_ms),
+            "retention.ms": str(settings.retention_ms(self.retention_ms, self.training)),
             "min.insync.replicas": str(min(self.min_insync_replicas, replicas)),
         }
         if self.max_message_bytes is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     KafkaError,
     TopicAlreadyExistsError,
@@ -153,7 +154,9 @@ async def create_topics(settings: Settings) -> list[TopicState]:
             if full not in existing:
                 replicas = t.replicas(brokers, settings)
                 missing.append(
-                    NewTopic(full, t.partitions, replicas, topic_configs=t.configs(replicas))
+                    NewTopic(
+                        full, t.partitions, replicas, topic_configs=t.configs(replicas, settings)
+                    )
                 )
         if missing:
             response = await client.create_topics(missing)
@@ -163,8 +166,35 @@ async def create_topics(settings: Settings) -> list[TopicState]:
                     error = for_code(code)
                     raise error(f"cannot create {name}: {message[-1] if message else ''}")
             await _until_ready(client, [t.name for t in missing])
+        if settings.training_retention is not None:  # on topics made before it was set
+            kept = [(full, t) for full, t in wanted.items() if t.training and full in existing]
+            await _retain(client, settings, brokers, kept)
         created = {t.name for t in missing}
         return [TopicState(full, full in created) for full in wanted]
+
+
+async def _retain(
+    client: AIOKafkaAdminClient,
+    settings: Settings,
+    brokers: int,
+    topics: list[tuple[str, catalog.Topic]],
+) -> None:
+    """Give existing topics the configuration the catalog and settings make now (their
+    retention): the broker's AlterConfigs replaces a topic's whole configuration."""
+    if not topics:
+        return
+    resources = [
+        ConfigResource(
+            ConfigResourceType.TOPIC,
+            full,
+            configs=t.configs(t.replicas(brokers, settings), settings),
+        )
+        for full, t in topics
+    ]
+    for response in await client.alter_configs(resources):
+        for code, message, _, name in response.resources:
+            if code != 0:
+                raise for_code(code)(f"cannot set the retention of {name}: {message}")
 
 
 async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tideline.durations import Duration, millis
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_", extra="forbid")
@@ -35,10 +37,22 @@ class Settings(BaseSettings):
         description="Replicas of each topic `topics create` makes; default: the catalog's,"
         " capped at the brokers the cluster has.",
     )
+    training_retention: Duration | None = Field(
+        default=None,
+        description="How long `features` and `labels` keep their records (default: the"
+        " catalog's 7 days): training joins labels, and datasets are rebuilt, only within it."
+        " Each day costs a day of both topics' bytes on every replica.",
+    )
     native_threads: int = Field(
         default=1,
         description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",
     )
+
+    def retention_ms(self, catalog_ms: int, training: bool) -> int:
+        """A topic's retention: `training_retention` for the topics training reads, if set."""
+        if training and self.training_retention is not None:
+            return millis(self.training_retention)
+        return catalog_ms
 
     @property
     def kafka_host_port(self) -> tuple[str, int]:

@@ -2,6 +2,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,6 +50,35 @@ async def test_topics_have_catalog_partitions_and_cleanup_policy(settings: Setti
     )
     entries = {c[0]: c[1] for c in configs[0].resources[0][4]}
     assert entries["cleanup.policy"] == "compact"
+
+
+async def _configs(settings: Settings, name: str) -> dict[str, str]:
+    async with kafka.admin_session(settings) as client:
+        full = catalog.topic(name).full_name(settings)
+        (response,) = await client.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, full)]
+        )
+    return {c[0]: c[1] for c in response.resources[0][4]}
+
+
+async def test_a_training_retention_is_made_and_applied_to_existing_topics(
+    settings: Settings,
+) -> None:
+    await kafka.create_topics(settings)  # as made before the setting
+    before = await _configs(settings, "features")
+    assert int(before["retention.ms"]) == catalog.topic("features").retention_ms
+    quarter = settings.model_copy(update={"training_retention": timedelta(days=90)})
+    await kafka.create_topics(quarter)
+    for name in ("features", "labels"):
+        assert int((await _configs(settings, name))["retention.ms"]) == 90 * 86_400_000
+    events = await _configs(settings, "events")
+    assert int(events["retention.ms"]) == catalog.topic("events").retention_ms
+    after = await _configs(settings, "features")
+    kept = ("cleanup.policy", "min.insync.replicas", "max.message.bytes")
+    assert {k: after[k] for k in kept} == {k: before[k] for k in kept}
+    other = quarter.model_copy(update={"topic_prefix": settings.topic_prefix + "new."})
+    await kafka.create_topics(other)  # made with it
+    assert int((await _configs(other, "labels"))["retention.ms"]) == 90 * 86_400_000
 
 
 async def test_every_topic_receives_and_returns_a_record(settings: Settings) -> None:

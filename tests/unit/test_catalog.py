@@ -36,7 +36,7 @@ def test_registry_and_artifact_topics_are_compacted_and_kept() -> None:
     for name in ("models.updated", "models.artifacts"):
         topic = catalog.topic(name)
         assert topic.cleanup_policy == "compact"
-        assert topic.configs(3)["cleanup.policy"] == "compact"
+        assert topic.configs(3, Settings())["cleanup.policy"] == "compact"
         assert topic.retention_ms == -1
     assert catalog.topic("events").cleanup_policy == "delete"
 
@@ -51,7 +51,7 @@ def test_replicas_follow_the_catalog_capped_at_the_cluster_or_the_setting(
     settings = Settings(replication_factor=setting)
     for topic in catalog.topics().values():
         assert topic.replicas(brokers, settings) == replicas
-        assert topic.configs(replicas)["min.insync.replicas"] == str(in_sync)
+        assert topic.configs(replicas, Settings())["min.insync.replicas"] == str(in_sync)
 
 
 def test_every_record_schema_is_used_or_referenced() -> None:
@@ -78,3 +78,13 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:  # type: ignor
 def test_the_topics_reference_in_docs_is_the_catalogs() -> None:
     reference = Path(__file__).resolve().parents[2] / "docs" / "topics.md"
     assert reference.read_text() == catalog.reference(), "run: tideline topics doc > docs/topics.md"
+
+
+def test_the_topics_training_reads_keep_the_training_retention_when_set() -> None:
+    training = {name for name, t in catalog.topics().items() if t.training}
+    assert training == {"features", "labels"}
+    quarter = Settings(training_retention="90d")
+    for name, topic in catalog.topics().items():
+        kept = int(topic.configs(3, quarter)["retention.ms"])
+        assert kept == (90 * 86_400_000 if name in training else topic.retention_ms)
+        assert int(topic.configs(3, Settings())["retention.ms"]) == topic.retention_ms
