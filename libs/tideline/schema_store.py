@@ -210,8 +210,8 @@ async def opened(
     store = Store(settings, who)
     for schema in own_schemas(derived):
         store.writers.add(schema)
-    await store.start()
     try:
+        await store.start()
         if producer is not None:
             await store.register(producer, writes)
         _open = store
@@ -235,8 +235,8 @@ async def review(settings: Settings, derived: Mapping[str, schemas.Schema]) -> l
     """What every topic's schema, a project's derived ones included, would break if written
     now; nothing is registered."""
     store = Store(settings, "review", serde.Writers())
-    await store.start()
     try:
+        await store.start()
         writes = {
             s.name: s for s in (t.bind(settings, derived).schema for t in catalog.topics().values())
         }
