@@ -2,8 +2,9 @@
 
 What the topics hold now comes first, merged by record timestamp across topics (a
 topic by topic replay would show a drift after the promotion it caused); then each
-new record as it arrives. Every record is decoded with its topic's schema; one that
-cannot be is passed on as unreadable rather than stopping the reader.
+new record as it arrives. Every record is decoded with its topic's schema, a newer or
+older release's through the schema store; one that cannot be is passed on as
+unreadable rather than stopping the reader.
 """
 
 import asyncio
@@ -12,7 +13,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from tideline import catalog, streams
+from tideline import catalog, schema_store, streams
 from tideline.errors import DecodeError
 from tideline.settings import Settings
 
@@ -44,22 +45,40 @@ async def merged(
     `caught_up` is set once the history is handed over."""
     bound = {name: catalog.topic(name).bind(settings) for name in names}
     ranges = {n: await streams.offset_ranges(settings, b.name) for n, b in bound.items()}
-    if history:
-        kept = [
-            _seen(bound[name], name, message, live=False)
-            for name, found in ranges.items()
-            async for message in streams.read_ranges(settings, found)
-        ]
-        for seen in sorted(kept, key=lambda s: s.timestamp_ms):  # stable: a topic's own order
-            yield seen
-    if caught_up is not None:
-        caught_up.set()
+    store = schema_store.Store(settings, "records")
+    try:
+        await store.start()
+        if history:
+            kept = []
+            for name, found in ranges.items():
+                messages = [message async for message in streams.read_ranges(settings, found)]
+                await store.ensure(m.value for m in messages)
+                kept += [_seen(bound[name], name, m, live=False) for m in messages]
+            for seen in sorted(kept, key=lambda s: s.timestamp_ms):  # stable: a topic's order
+                yield seen
+        if caught_up is not None:
+            caught_up.set()
+        async with aclosing(_live(settings, bound, ranges, store)) as live:
+            async for seen in live:
+                yield seen
+    finally:
+        await store.stop()
+
+
+async def _live(
+    settings: Settings,
+    bound: dict[str, catalog.Bound],
+    ranges: dict[str, list[streams.OffsetRange]],
+    store: schema_store.Store,
+) -> AsyncGenerator[Seen, None]:
+    """Each record that arrives on the topics after `ranges`, as it comes."""
     queue: asyncio.Queue[Seen] = asyncio.Queue()
 
     async def pump(name: str) -> None:
         start = {r.partition: r.end for r in ranges[name]}
         async with aclosing(streams.follow(settings, bound[name].name, start)) as found:
             async for message in found:
+                await store.ensure([message.value])
                 await queue.put(_seen(bound[name], name, message, live=True))
 
     pumps = [asyncio.create_task(pump(name)) for name in bound]

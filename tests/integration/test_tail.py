@@ -6,12 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from tideline import catalog, kafka
+from tideline import catalog, kafka, schema_store, serde
 from tideline.settings import Settings
 
 from ops import launcher
 
-from ..examples import example
+from ..examples import ADDED, example, newer_schema
 from .services.running import produce
 
 pytestmark = pytest.mark.integration
@@ -77,3 +77,19 @@ async def test_records_of_every_topic_come_in_time_order_one_line_each(settings:
     name = model["model_name"]
     mine = _tail(settings, "--limit", "2", "--model", name, "--kind", "registry")
     assert all(f"{name} v" in line for line in mine)
+
+
+async def test_a_newer_release_s_record_is_shown_decoded(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    drift = catalog.topic("monitor.drift").schema()
+    newer = newer_schema(drift)
+    producer = kafka.producer(settings)
+    store = schema_store.Store(settings, "a newer monitor", serde.Writers())
+    async with kafka.started(producer):
+        await store.start()
+        await store.register(producer, [newer])  # as a newer monitor does at its start
+        await store.stop()
+    record = example(drift.parsed) | {"drift_id": "from-the-future", ADDED: "new"}
+    await produce(settings, "monitor.drift", [serde.encode(newer, record)], timestamps_ms=[T0])
+    (line,) = _tail(settings, "--limit", "1", "--json")
+    assert json.loads(line)["record"]["drift_id"] == "from-the-future"
