@@ -1,15 +1,18 @@
 """Request-time scoring over HTTP (FastAPI; the OpenAPI schema is at /openapi.json)."""
 
 import contextlib
+import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
+from typing import Annotated
 
 import redis
 import uvicorn
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, SecretStr
 from tideline.scoring import RequestScorer, ScoringError
 
 from services.serving import metrics
@@ -46,15 +49,31 @@ class ModelsResponse(BaseModel):
     challenger: int | None
 
 
-def app(deployment: Deployment, scorer: RequestScorer) -> FastAPI:
+def _authorized(token: SecretStr) -> Callable[..., None]:
+    """A dependency that lets a request through only with `token` as its bearer token,
+    compared in constant time."""
+    bearer = HTTPBearer(auto_error=False)
+
+    def check(given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        expected = token.get_secret_value().encode()
+        if given is None or not hmac.compare_digest(given.credentials.encode(), expected):
+            metrics.UNAUTHORIZED.inc()
+            raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def app(deployment: Deployment, scorer: RequestScorer, token: SecretStr | None = None) -> FastAPI:
     api = FastAPI(
         title="Tideline serving",
         description="Scores an entity from its online features with the champion model.",
     )
+    # no dependency at all without a token: an open endpoint pays nothing for it
+    guard = [] if token is None else [Depends(_authorized(token))]
 
     # async handlers on purpose: the Redis read and one model call are shorter than a
     # hop to a worker thread, and the scorer's Redis client is not shared across threads
-    @api.post("/score", responses={422: {}, 503: {}})
+    @api.post("/score", responses={401: {}, 422: {}, 503: {}}, dependencies=guard)
     async def score(request: ScoreRequest) -> ScoreResponse:
         started = time.perf_counter()
         champion = deployment.champion

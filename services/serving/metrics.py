@@ -33,3 +33,7 @@ REQUESTS = Histogram(
     "Request-time scoring: time spent in the handler.",
     buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
+UNAUTHORIZED = Counter(
+    "tideline_serving_unauthorized_total",
+    "POST /score requests refused for a missing or wrong bearer token (401).",
+)

@@ -2,7 +2,7 @@
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from tideline.settings import ServiceSettings
 
@@ -14,6 +14,11 @@ class ServingSettings(ServiceSettings):
     model_name: str | None = Field(default=None, description="Default: the project's name.")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, description="Request-time scoring; 0 turns it off.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="A bearer token POST /score requires (Authorization: Bearer <token>),"
+        " answering 401 without it; none: open, as on a developer's machine.",
+    )
     shadow: bool = Field(default=True, description="Score with the challenger too, in shadow.")
     stream: bool = Field(
         default=True,

@@ -138,11 +138,12 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
     }
 
 
-def _post(port: int, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def _post(port: int, body: dict[str, Any], token: str | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/score",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        f"http://127.0.0.1:{port}/score", data=json.dumps(body).encode(), headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -209,7 +210,8 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
     assert _get(port, "/models") == {"model_name": NAME, "champion": 1, "challenger": 2}
     assert "/score" in _get(port, "/openapi.json")["paths"]
 
-    # request-time scoring in a process of its own: the same answers, no stream scored
+    # request-time scoring in a process of its own, behind a bearer token: the same
+    # answers, no stream scored
     own_port = Service("serving", settings).metrics_port
     only = start_service(
         "serving",
@@ -218,9 +220,15 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
         TIDELINE_SERVING_HTTP_PORT=str(own_port),
         TIDELINE_SERVING_STREAM="false",
         TIDELINE_SERVING_GROUP_ID="would-score-the-whole-backlog",
+        TIDELINE_SERVING_TOKEN="s3cret-token",
     )
     only.wait_for("tideline_serving_model_version", 1, role="champion")  # v1 loaded
-    answers = [_post(p, {"entity_id": "card_id-http"})[1] for p in (own_port, port)]
+    for token in (None, "wrong", "s3cret-token-but-longer"):
+        status, body = _post(own_port, {"entity_id": "card_id-http"}, token)
+        assert status == 401, body
+    assert only.metric("tideline_serving_unauthorized_total") == 3
+    mine = _post(own_port, {"entity_id": "card_id-http"}, "s3cret-token")[1]
+    answers = [mine, _post(port, {"entity_id": "card_id-http"})[1]]
     assert answers[0]["score"] == answers[1]["score"]
     await asyncio.sleep(2)  # a streaming process scores the 1,500 waiting vectors in less
     assert only.metric("tideline_serving_predictions_total") == 0
