@@ -195,6 +195,22 @@ async def _retain(
         for code, message, _, name in response.resources:
             if code != 0:
                 raise for_code(code)(f"cannot set the retention of {name}: {message}")
+    # The controller acknowledges before the broker applies it from the metadata log:
+    # until then the broker still describes (and enforces) the old configuration.
+    wanted = {r.name: (r.configs or {})["retention.ms"] for r in resources}
+    async with asyncio.timeout(30):
+        while True:
+            described = await client.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+            )
+            found = {
+                resource[3]: dict((entry[0], entry[1]) for entry in resource[4])
+                for response in described
+                for resource in response.resources
+            }
+            if all(found.get(n, {}).get("retention.ms") == v for n, v in wanted.items()):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def _until_ready(client: AIOKafkaAdminClient, names: list[str]) -> None:
