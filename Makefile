@@ -7,7 +7,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: system-deps install test unit lint bench bench-feast demo stack-up stack-down
 
 # Debian packages: redis-server, and Java + Maven for the Kafka broker; Prometheus (and its
-# promtool) and Chromium with its driver for the ops console's checks and browser tests.
+# promtool) and Chromium with its driver for the ops console's checks and browser tests;
+# openssl, the tests' outside check of the model-record signatures.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -16,6 +17,7 @@ system-deps:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \

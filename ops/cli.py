@@ -14,7 +14,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from tideline import catalog, definitions, project, schema_store, schemas, service
+from tideline import catalog, definitions, project, schema_store, schemas, service, signing
 from tideline.errors import TidelineError
 from tideline.kafka import create_topics, delete_topics, existing_topics, topics_under
 from tideline.models import ModelClient
@@ -403,6 +403,19 @@ def models_archive(
 ) -> None:
     """Take a version out of service (not the champion)."""
     _order("archive", name, version, reason)
+
+
+@models_app.command("public-key")
+def models_public_key(
+    pem: Annotated[bool, typer.Option(help="as PEM (openssl, Java), not one base64 line")] = False,
+) -> None:
+    """The key model records are signed with: give it to subscribers elsewhere as
+    TIDELINE_MODELS_PUBLIC_KEY. Made here, as the registry would, if there is none yet."""
+    try:
+        key = signing.signer(Settings()).key.public_key()
+    except (TidelineError, OSError) as exc:
+        raise _fail(exc) from exc
+    typer.echo(signing.pem(key) if pem else signing.encoded(key), nl=not pem)
 
 
 @models_app.command("train")

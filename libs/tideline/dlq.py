@@ -32,7 +32,7 @@ TRUNCATED_BYTES, TRUNCATED_SHA256 = "tideline.value.bytes", "tideline.value.sha2
 class RejectionError(Exception):
     """Why a record was refused. Raised by pure handlers, turned into a dead letter by the loop."""
 
-    stage: str  # decode, schema, rule, late, size, internal
+    stage: str  # decode, schema, rule, late, size, signature, delivery, internal
     error_class: str
     message: str
     rule: str | None = None

@@ -1,8 +1,10 @@
 """For business systems (and our serving service): follow `models.updated`, get a ready model.
 
-Nothing but Kafka access is needed: the versions come from the compacted
-`models.updated` topic, the bytes from `models.artifacts`, and a model is loaded only
-after its sha256 matches the version record and every type in it is trusted.
+Nothing but Kafka access and the registry's public key is needed: the versions come
+from the compacted `models.updated` topic, each record taken only once its signature
+is the registry's (`tideline.signing`), the bytes from `models.artifacts`, and a model
+is loaded only after its sha256 matches the version record and every type in it is
+trusted.
 """
 
 import logging
@@ -13,7 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from tideline import artifacts, catalog, streams
+from tideline import artifacts, catalog, signing, streams
 from tideline.errors import DecodeError
 from tideline.registry import Record, Registry, TransitionError
 from tideline.settings import Settings
@@ -22,6 +24,12 @@ UPDATES = catalog.topic("models.updated")
 UNREADABLE = Counter(
     "tideline_model_updates_unreadable_total",
     "models.updated records that could not be read, skipped (logged with their offsets).",
+)
+REFUSED = Counter(
+    "tideline_model_updates_refused_total",
+    "models.updated records not signed by the registry's key, skipped (logged): unsigned,"
+    " bad_signature, no_public_key, bad_key.",
+    ["reason"],
 )
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ class ModelClient:
         self.settings = settings
         self.bound = UPDATES.bind(settings)
         self.topic = self.bound.name
+        self.verifier = signing.Verifier(settings)
 
     async def registry(self) -> Registry:
         """Every model's versions as of now, read from `models.updated`."""
@@ -88,18 +97,18 @@ class ModelClient:
                     yield update
 
     def _readable(self, message: streams.Message) -> Record | None:
-        """The update in `message`; None, logged and counted, for one that is not: the
-        topic is compacted and kept for ever, so a record that stopped its readers once
-        would stop every reader, every start, until someone wrote a tombstone."""
+        """The update in `message`; None, logged and counted, for one that is unsigned or
+        does not decode: the topic is compacted and kept for ever, so a record that
+        stopped its readers once would stop every reader, every start, until someone
+        wrote a tombstone. A refused record changes nothing: the model in use stays."""
         try:
+            self.verifier.verify(message.key, message.value, message.headers)
             return self.bound.decode(message.value)
+        except signing.SignatureError as exc:  # checked first: nobody's bytes are decoded
+            REFUSED.labels(exc.reason).inc()
+            problem = f"refused an update: {exc}"
         except DecodeError as exc:
             UNREADABLE.inc()
-            log.error(
-                "skipped an unreadable update at %s/%d@%d: %s",
-                message.topic,
-                message.partition,
-                message.offset,
-                exc,
-            )
-            return None
+            problem = f"skipped an unreadable update: {exc}"
+        log.error("%s/%d@%d: %s", message.topic, message.partition, message.offset, problem)
+        return None

@@ -43,6 +43,20 @@ class Settings(BaseSettings):
         " catalog's 7 days): training joins labels, and datasets are rebuilt, only within it."
         " Each day costs a day of both topics' bytes on every replica.",
     )
+    models_signing_key: Path | None = Field(
+        default=None,
+        description="The registry's Ed25519 key, PEM, made at its first start if missing"
+        " (default: keys/models.ed25519 in the home). Every registry worker needs the same.",
+    )
+    models_public_key: str | None = Field(
+        default=None,
+        description="The registry's public key, as `tideline models public-key` prints it:"
+        " what model records must be signed with. Default: read from its file.",
+    )
+    models_public_key_file: Path | None = Field(
+        default=None,
+        description="A file holding that key (base64 or PEM); default: beside the signing key.",
+    )
     native_threads: int = Field(
         default=1,
         description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from tideline import catalog, dlq, service, streams
+from tideline import catalog, dlq, service, signing, streams
 from tideline.errors import DecodeError
 
 from services.alerts import messages, metrics
@@ -61,13 +61,20 @@ class Notifier:
         bound = [(t.name, context.topic(t)) for t in TOPICS]
         self.topics = {topic.name: (name, topic) for name, topic in bound}  # full name: both
         self.delivered: OrderedDict[str, None] = OrderedDict()
+        self.verifier = signing.Verifier(context.settings)
 
     async def handle(self, batch: streams.Messages) -> streams.Outcome:
         outcome = streams.Outcome()
         for message in batch:
             name, topic = self.topics[message.topic]
             try:
+                if name == "models.updated":  # a forged promotion must not page anybody
+                    self.verifier.verify(message.key, message.value, message.headers)
                 found = messages.alert(name, topic.decode(message.value))
+            except signing.SignatureError as exc:
+                refusal = dlq.RejectionError("signature", exc.reason, str(exc))
+                outcome.rejected.append((dlq.Source.of(message), refusal))
+                continue
             except DecodeError as exc:
                 outcome.rejected.append(
                     (dlq.Source.of(message), dlq.RejectionError.undecodable(exc))

@@ -1,4 +1,4 @@
-"""Candidates and commands in; artifact chunks and `models.updated` records out.
+"""Candidates and commands in; artifact chunks and signed `models.updated` records out.
 
 A candidate is verified (its inline artifact must match its sha256 and hold only
 trusted types), its artifact chunked onto `models.artifacts` and acknowledged, then
@@ -14,7 +14,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tideline import artifacts, catalog, dlq, learners, registry, service, streams, training
+from tideline import (
+    artifacts,
+    catalog,
+    dlq,
+    learners,
+    registry,
+    service,
+    signing,
+    streams,
+    training,
+)
 from tideline.errors import DecodeError
 from tideline.models import UPDATES
 from tideline.project import Project
@@ -38,10 +48,11 @@ class Registrar:
         own: RegistrySettings,
         project: Project,
         registry: Registry,
+        signer: signing.Signer,
         send_chunks: Callable[[list[streams.Produce]], Awaitable[None]],
     ) -> None:
         self.settings, self.own, self.project = settings, own, project
-        self.registry, self.send_chunks = registry, send_chunks
+        self.registry, self.signer, self.send_chunks = registry, signer, send_chunks
         self.columns = learners.Columns.of(project)
         self._models: dict[str, Any] = {}  # sha256 -> loaded model
         self.candidates, self.commands = CANDIDATES.bind(settings), COMMANDS.bind(settings)
@@ -79,8 +90,9 @@ class Registrar:
                 extra={"state": version["state"], "aliases": version["aliases"]},
             )
         self._count_champion(version["model_name"])
+        key, value = registry.key(update).encode(), self.updates.encode(update)
         return streams.Produce(
-            self.updates.name, registry.key(update).encode(), self.updates.encode(update)
+            self.updates.name, key, value, headers=(self.signer.header(key, value),)
         )
 
     def _count_champion(self, name: str) -> None:

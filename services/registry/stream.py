@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from tideline import service, streams
+from tideline import service, signing, streams
 from tideline.models import ModelClient
 
 from services.registry.registrar import Registrar
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def job(context: service.Context[RegistrySettings]) -> AsyncIterator[service.Job]:
+    signer = signing.signer(context.settings)  # made at the first start, before any record
     registry = await ModelClient(context.settings).registry()  # the audit trail is the state
     log.info("state rebuilt: %d versions", len(registry.listing()))
     producer = context.producer
@@ -25,5 +26,7 @@ async def job(context: service.Context[RegistrySettings]) -> AsyncIterator[servi
         sent = [await producer.send(c.topic, c.value, key=c.key) for c in chunks]
         await asyncio.gather(*sent)
 
-    registrar = Registrar(context.settings, context.own, context.project, registry, send_chunks)
+    registrar = Registrar(
+        context.settings, context.own, context.project, registry, signer, send_chunks
+    )
     yield service.Job(registrar.handle)

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from tideline import artifacts, kafka, serde
-from tideline.models import UPDATES, ModelClient
+from tideline import artifacts, kafka, serde, signing
+from tideline.models import REFUSED, UPDATES, ModelClient
 from tideline.settings import Settings
 
 from ..examples import example
-from .services.running import produce
+from .services.running import forge_champion, produce
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,16 @@ def _update(ref: dict[str, Any], version: int, aliases: list[str]) -> dict[str, 
     return update
 
 
+async def _signed(settings: Settings, key: bytes, value: bytes) -> None:
+    """A record as the registry writes it, signed with the stack home's key."""
+    header = signing.signer(settings).header(key, value)
+    await produce(settings, "models.updated", [value], keys=[key], headers=[header])
+
+
 async def _announce(settings: Settings, *updates: dict[str, Any]) -> None:
-    await produce(
-        settings,
-        "models.updated",
-        [serde.encode(UPDATES.schema(), u) for u in updates],
-        keys=[f"fraud:{u['model']['version']}".encode() for u in updates],
-    )
+    for u in updates:
+        key = f"fraud:{u['model']['version']}".encode()
+        await _signed(settings, key, serde.encode(UPDATES.schema(), u))
 
 
 async def test_the_champion_arrives_verified_and_predicts_as_trained(settings: Settings) -> None:
@@ -79,7 +82,8 @@ async def test_an_unreadable_update_is_skipped_not_fatal(settings: Settings) -> 
     model = LogisticRegression().fit(X, Y)
     ref = await artifacts.publish(settings, artifacts.dump(model))
     await _announce(settings, _update(ref, 1, []))
-    await produce(settings, "models.updated", [b"garbage", b""], keys=[b"fraud:2", b"fraud:3"])
+    for key, value in ((b"fraud:2", b"garbage"), (b"fraud:3", b"")):  # signed, yet unreadable
+        await _signed(settings, key, value)
     await _announce(settings, _update(ref, 1, ["champion"]))
 
     client = ModelClient(settings)
@@ -89,3 +93,31 @@ async def test_an_unreadable_update_is_skipped_not_fatal(settings: Settings) -> 
     actions = [(await asyncio.wait_for(anext(updates), timeout=30))["action"] for _ in range(2)]
     await updates.aclose()
     assert actions == ["registered", "promoted"]
+
+
+async def test_a_champion_not_signed_by_the_registry_is_refused_and_the_real_one_stays(
+    settings: Settings,
+) -> None:
+    await kafka.create_topics(settings)
+    model = LogisticRegression().fit(X, Y)
+    ref = await artifacts.publish(settings, artifacts.dump(model))
+    await _announce(settings, _update(ref, 1, []), _update(ref, 1, ["champion"]))
+    client = ModelClient(settings)
+    states = client.states()
+    assert (await anext(states)).champion("fraud")["version"] == 1  # type: ignore[index]
+
+    refused = {r: REFUSED.labels(r)._value.get() for r in ("unsigned", "bad_signature")}
+    constant = LogisticRegression().fit(X, Y)
+    constant.coef_[:] = 0.0  # the same score for every row
+    assert len(set(constant.predict_proba(X)[:, 1])) == 1
+    forged = await forge_champion(settings, _update(ref, 1, ["champion"])["model"], constant)
+    await _announce(settings, _update(ref, 2, []))  # a genuine record after the forged ones
+    state = await asyncio.wait_for(anext(states), timeout=30)
+    await states.aclose()
+    assert state.champion("fraud")["version"] == 1  # type: ignore[index]
+    assert sorted(v["version"] for v in state.listing()) == [1, 2]  # the forged one is not there
+    now = {r: REFUSED.labels(r)._value.get() for r in refused}
+    assert {r: now[r] - refused[r] for r in refused} == {"unsigned": 1, "bad_signature": 1}
+    assert forged == 2
+    loaded = await client.load("fraud")
+    assert (loaded.model.predict_proba(X) == model.predict_proba(X)).all()

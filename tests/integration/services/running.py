@@ -6,16 +6,17 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from tideline import catalog, kafka, serde
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tideline import artifacts, catalog, kafka, registry, serde, signing
 from tideline.durations import epoch_millis
-from tideline.models import ModelClient
+from tideline.models import UPDATES, ModelClient
 from tideline.project import Project, load
 from tideline.scoring import Scorer
 from tideline.settings import Settings
@@ -149,6 +150,30 @@ async def publish_labelled(
         keys=[label["event_id"].encode() for _, label in pairs],
     )
     return vectors
+
+
+async def forge_champion(settings: Settings, genuine: dict[str, Any], model: Any) -> int:
+    """A stranger with write access to the topics, no ACLs in the way: `model` as a validly
+    chunked artifact (right sha256), and `genuine`'s record, renumbered, naming it as the
+    champion: once unsigned, once signed by a key of the stranger's. Returns the records
+    written to `models.updated` (each one every reader must refuse)."""
+    ref = await artifacts.publish(settings, artifacts.dump(model))
+    version = genuine | {"version": genuine["version"] + 100, "artifact": ref}
+    version |= {"state": "production", "aliases": ["champion"]}
+    update = {
+        "update_id": uuid.uuid4().hex,
+        "action": "promoted",
+        "model": version,
+        "reason": "forged",
+        "decided_by": "gate",
+        "at": datetime.now(UTC),
+    }
+    key = registry.key(update).encode()
+    value = serde.encode(UPDATES.schema(), update)
+    stranger = signing.Signer(Ed25519PrivateKey.generate())
+    for headers in ([], [stranger.header(key, value)]):
+        await produce(settings, "models.updated", [value], keys=[key], headers=headers)
+    return 2
 
 
 WEAK = {"max_iter": "1", "max_depth": "1"}  # one shallow tree: a worse gradient boosting

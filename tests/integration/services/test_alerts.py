@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from tideline import catalog, dlq, kafka
+from tideline import catalog, dlq, kafka, signing
 from tideline.settings import Settings
 
 from ...examples import example
@@ -97,6 +97,14 @@ async def _send(settings: Settings, topic: str, records: list[tuple[bytes, bytes
     await produce(settings, topic, [v for v, _ in records], keys=[k for _, k in records])
 
 
+async def _signed(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    """`models.updated` records as the registry writes them, signed with its key."""
+    signer = signing.signer(settings)
+    for value, key in records:
+        headers = [signer.header(key, value)]
+        await produce(settings, "models.updated", [value], keys=[key], headers=headers)
+
+
 async def test_each_alert_is_delivered_once_retried_after_a_500_and_kept_when_refused(
     settings: Settings, running: list[Service], receiver: Receiver
 ) -> None:
@@ -123,17 +131,21 @@ async def test_each_alert_is_delivered_once_retried_after_a_500_and_kept_when_re
             _record("trainer.status", status_id="s2", state="failed", model_name="cards"),
         ],
     )
-    await _send(
+    await _signed(
         settings,
-        "models.updated",
         [_update("u1", "rolled_back"), _update("u2", "promoted"), _update("u3", "rejected")],
     )
+    await _send(settings, "models.updated", [_update("u4", "rolled_back")])  # a stranger's
     receiver.wait({"d1", "d2", "s2", "u1"})
     letters = dlq.TOPIC.bind(settings)
-    (refused,) = [letters.decode(m.value) for m in await collect(settings, "dead-letters", 1)]
-    assert (refused["stage"], refused["service"]) == ("delivery", "alerts")
-    assert "answered 404" in refused["error_message"]
-    alerts.wait_for("tideline_records_consumed_total", 8, service="alerts")
+    refused = {
+        r["stage"]: r
+        for r in (letters.decode(m.value) for m in await collect(settings, "dead-letters", 2))
+    }
+    assert {r["service"] for r in refused.values()} == {"alerts"}
+    assert "answered 404" in refused["delivery"]["error_message"]
+    assert refused["signature"]["error_class"] == "unsigned"
+    alerts.wait_for("tideline_records_consumed_total", 9, service="alerts")
     assert alerts.metric("tideline_alerts_repeats_total") == 1
 
     assert receiver.delivered() == {"d1": 1, "d2": 1, "s2": 1, "u1": 1, "u3": 0}

@@ -1,5 +1,6 @@
 """`tideline run serving` on the real broker and Redis: models swapped mid-stream, every event
-scored once by exactly the version its prediction names; request-time scoring over HTTP."""
+scored once by exactly the version its prediction names, a forged champion refused;
+request-time scoring over HTTP."""
 
 import asyncio
 import json
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tideline import catalog, dlq, kafka, project, serde
+from tideline import catalog, dlq, kafka, learners, project, serde
 from tideline.models import ModelClient
 from tideline.online_store import Entry, OnlineStore
 from tideline.scoring import Scorer
@@ -26,6 +27,7 @@ from .running import (
     WEAK,
     Service,
     collect,
+    forge_champion,
     produce,
     publish_labelled,
     start_service,
@@ -71,6 +73,18 @@ async def _champion_and_challenger(
     return start, history
 
 
+def _constant(history: list[dict[str, Any]]) -> Any:
+    """A model of the project's linear family whose every score is the same: what a stranger
+    would put in the champion's place."""
+    columns = learners.Columns.of(CARDS)
+    x = columns.frame([v["values"] for v in history])
+    model = learners.make("linear", CARDS.label.task, columns, {})
+    model = learners.fit(model, CARDS.label.task, x, [i % 2 for i in range(len(x))])
+    model[-1].coef_[:] = 0.0
+    assert len(set(learners.scores(model, CARDS.label.task, x))) == 1
+    return model
+
+
 def _segments(versions: list[int]) -> list[int]:
     """[1, 1, 2, 2, 1] -> [1, 2, 1]"""
     return [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
@@ -88,7 +102,11 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
     for chunk in range(30):
         at = start + timedelta(hours=1, seconds=chunk * 100)
         vectors += await publish_labelled(settings, CARDS, 100, at, concept, seed=100 + chunk)
-        if chunk == 10:
+        if chunk == 5:  # a stranger's champion, on a broker with no ACLs: refused
+            v1 = (await ModelClient(settings).registry()).version(NAME, 1)
+            forged = await forge_champion(settings, v1, _constant(history))
+            serving.wait_for("tideline_model_updates_refused_total", forged)
+        elif chunk == 10:
             await control.command(settings, "promote", NAME, 2, "test", "hot swap")
         elif chunk == 15:  # what serving cannot read, mid-stream: dead letters, and on it goes
             await produce(settings, "features", UNREADABLE, keys=[b"k"] * len(UNREADABLE))
@@ -105,7 +123,8 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
     assert set(by_event.values()) == {1}  # ...exactly once
     assert {p["event_id"] for p in served} >= {v["event_id"] for v in vectors}
 
-    # per partition, in order: v1, then v2, then v1 again, each swap once and for good
+    # per partition, in order: v1, then v2, then v1 again, each swap once and for good (the
+    # forged v101 never served: the genuine promotion after it was taken)
     per_partition: dict[int, list[int]] = defaultdict(list)
     for p in served:
         per_partition[p["_partition"]].append(p["model_version"])
@@ -127,7 +146,9 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
         mine = [p for p in checked if p["model_version"] == number]
         expected = scorer.scores([by_id[p["event_id"]]["values"] for p in mine])
         assert [p["score"] for p in mine] == pytest.approx(expected, abs=1e-12)
-    assert serving.metric("tideline_serving_swaps_total", role="champion") == 3
+    assert serving.metric("tideline_serving_swaps_total", role="champion") == 3  # not 4
+    assert serving.metric("tideline_model_updates_refused_total", reason="unsigned") == 1
+    assert serving.metric("tideline_model_updates_refused_total", reason="bad_signature") == 1
     letters = dlq.TOPIC.bind(settings)
     refused = [
         letters.decode(m.value) for m in await collect(settings, "dead-letters", len(UNREADABLE))
