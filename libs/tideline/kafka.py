@@ -1,6 +1,7 @@
 """aiokafka clients configured the Tideline way, and topic administration from the catalog."""
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -15,16 +16,49 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
     for_code,
 )
+from aiokafka.helpers import create_ssl_context
 
 from tideline import catalog
 from tideline.errors import StackError
 from tideline.settings import Settings
 
 
+def connection(settings: Settings) -> dict[str, Any]:
+    """Where and how every client connects: the one place the security settings are read."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings' validator saw to it
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    key_password = settings.kafka_ssl_key_password
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            password=None if key_password is None else key_password.get_secret_value(),
+        )
+    except (OSError, ssl.SSLError) as exc:  # a missing file, a key that does not fit
+        raise StackError(f"the Kafka TLS settings cannot be used: {exc}") from exc
+    return context
+
+
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """An idempotent producer: acks from all replicas, no duplicates on retry."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
+        **connection(settings),
         "enable_idempotence": True,
         "acks": "all",
         "max_request_size": catalog.max_message_bytes(),
@@ -43,7 +77,7 @@ def consumer(
     """
     fetch_limit = catalog.max_message_bytes()
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
+        **connection(settings),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -86,7 +120,7 @@ class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]  # aiokafka's admin is 
 
 
 def admin(settings: Settings) -> AIOKafkaAdminClient:
-    return _Admin(bootstrap_servers=settings.kafka_bootstrap)
+    return _Admin(**connection(settings))
 
 
 @asynccontextmanager

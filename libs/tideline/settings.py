@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tideline.durations import Duration, millis
@@ -14,6 +14,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIDELINE_", extra="forbid")
 
     kafka_bootstrap: str = "localhost:9092"
+    # How every Kafka client connects (`tideline.kafka.connection`): a managed cluster
+    # (Confluent Cloud, MSK, Aiven) is usually SASL_SSL with PLAIN or SCRAM.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) the broker's is checked against; default: the system's.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="This client's certificate (PEM), for mutual TLS."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="Its private key (PEM); default: in the certificate file."
+    )
+    kafka_ssl_key_password: SecretStr | None = None
     redis_url: str = "redis://localhost:6379/0"
     topic_prefix: str = "tideline."
     home: Path = Field(
@@ -61,6 +78,18 @@ class Settings(BaseSettings):
         default=1,
         description="Threads of the numeric libraries (OpenMP, BLAS) in each service.",
     )
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> "Settings":
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"TIDELINE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs"
+                " TIDELINE_KAFKA_SASL_USERNAME and TIDELINE_KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("TIDELINE_KAFKA_SSL_KEYFILE needs TIDELINE_KAFKA_SSL_CERTFILE")
+        return self
 
     def retention_ms(self, catalog_ms: int, training: bool) -> int:
         """A topic's retention: `training_retention` for the topics training reads, if set."""

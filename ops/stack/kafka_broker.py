@@ -15,6 +15,7 @@ import base64
 import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -98,8 +99,22 @@ def bootstrap(settings: Settings, nodes: int) -> str:
 
 
 class KafkaBroker:
-    def __init__(self, settings: Settings, node: int = 1, nodes: int = 1) -> None:
+    """One node. `listeners` adds client listeners beside PLAINTEXT, each named for its
+    security protocol (SSL, SASL_PLAINTEXT, SASL_SSL) with its port; `config` adds lines
+    to the node's configuration (keystores, JAAS); `scram` adds SCRAM credentials when the
+    storage is formatted, as `--add-scram` takes them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        node: int = 1,
+        nodes: int = 1,
+        listeners: Mapping[str, int] | None = None,
+        config: Sequence[str] = (),
+        scram: Sequence[str] = (),
+    ) -> None:
         self.settings, self.node, self.nodes = settings, node, nodes
+        self.listeners, self.extra_config, self.scram = dict(listeners or {}), config, scram
         self.host = settings.kafka_host_port[0]
         self.port, self.controller_port = _ports(settings, node)
         self.lib = settings.cache / f"kafka-{KAFKA_VERSION}"
@@ -144,17 +159,20 @@ class KafkaBroker:
         )
         # Internal topics as replicated as the cluster allows; one lost node tolerated.
         replicas, in_sync = min(3, self.nodes), min(2, self.nodes)
+        clients = {"PLAINTEXT": self.port, **self.listeners}
+        advertised = ",".join(f"{name}://{self.host}:{port}" for name, port in clients.items())
+        protocols = ",".join(f"{name}:{name}" for name in clients)
         self.config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     f"node.id={self.node}",
                     f"controller.quorum.voters={voters}",
-                    f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    f"listeners={advertised},CONTROLLER://{self.host}:{self.controller_port}",
+                    f"advertised.listeners={advertised}",
                     "inter.broker.listener.name=PLAINTEXT",
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocols}",
                     f"log.dirs={self.data}",
                     "num.partitions=1",
                     f"offsets.topic.replication.factor={replicas}",
@@ -166,6 +184,7 @@ class KafkaBroker:
                     # Topics come from the catalog, with its partitions and policies; a
                     # client asking for a missing one must hear so, not get a default.
                     "auto.create.topics.enable=false",
+                    *self.extra_config,
                     "",
                 ]
             )
@@ -176,7 +195,11 @@ class KafkaBroker:
         if (self.data / "meta.properties").exists():
             return
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(self.config)),
+            self._java(
+                "kafka.tools.StorageTool",
+                *("format", "-t", cluster, "-c", str(self.config)),
+                *(arg for entry in self.scram for arg in ("--add-scram", entry)),
+            ),
             capture_output=True,
             text=True,
             check=False,
@@ -202,7 +225,7 @@ class KafkaBroker:
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return self.port, self.controller_port
+        return self.port, self.controller_port, *self.listeners.values()
 
     def ports_taken(self) -> list[int]:
         return [p for p in self.ports if port_open(self.host, p)]
