@@ -1,6 +1,7 @@
 """A real redis-server (Debian's package) for the online store."""
 
 import shutil
+from collections.abc import Sequence
 
 import redis
 from tideline.errors import StackError
@@ -10,8 +11,11 @@ from ops.stack.process import ManagedProcess, port_open, wait_until
 
 
 class RedisServer:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    """`options` adds redis-server arguments (users, TLS); `settings.redis_url` must then
+    name a user that may PING, which is how the server is seen to answer."""
+
+    def __init__(self, settings: Settings, options: Sequence[str] = ()) -> None:
+        self.settings, self.options = settings, options
         self.host, self.port = settings.redis_host_port
         self.bind = "127.0.0.1" if self.host == "localhost" else self.host
         self.data = settings.home / "redis-data"
@@ -50,6 +54,7 @@ class RedisServer:
             "yes",
             "--appendfsync",
             "everysec",
+            *self.options,
         ]
         child = self.process.start(argv, cwd=self.data)
         wait_until(self.healthy, self.process, timeout=20, child=child)

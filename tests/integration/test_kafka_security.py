@@ -22,35 +22,13 @@ from ops.launcher import free_port
 from ops.stack.kafka_broker import KafkaBroker, cluster_id
 from ops.stack.process import wait_until
 
+from .pki import KEYSTORE_PASSWORD
+from .pki import make as make_pki
+
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "alice", "alice-secret"
-KEYSTORE_PASSWORD = "broker-keystore"
 SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _certificate(name: str, cwd: Path, *extension: str) -> None:
-    """`name`.key and `name`.pem, signed by the CA in `cwd`."""
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=cwd)  # fmt: skip
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *extension, cwd=cwd)  # fmt: skip
-
-
-def _pki(cwd: Path) -> None:
-    """A CA, the broker's certificate (for localhost) in a PKCS12 keystore, a client's."""
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=test-ca", cwd=cwd)  # fmt: skip
-    (cwd / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _certificate("broker", cwd, "-extfile", "san.ext")
-    _certificate("client", cwd)
-    _openssl("pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key",
-             "-out", "broker.p12", "-passout", f"pass:{KEYSTORE_PASSWORD}", cwd=cwd)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,9 +52,7 @@ class Secured:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     home = tmp_path_factory.mktemp("secured-kafka")
-    pki = home / "pki"
-    pki.mkdir()
-    _pki(pki)
+    pki = make_pki(home / "pki")
     ports = {name: free_port() for name in ("SSL", "SASL_PLAINTEXT", "SASL_SSL")}
     plain = Settings(
         home=home,
@@ -88,7 +64,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         plain,
         listeners=ports,
         config=[
-            f"ssl.keystore.type=PKCS12\nssl.keystore.location={pki / 'broker.p12'}",
+            f"ssl.keystore.type=PKCS12\nssl.keystore.location={pki / 'server.p12'}",
             f"ssl.keystore.password={KEYSTORE_PASSWORD}",
             f"ssl.truststore.type=PEM\nssl.truststore.location={pki / 'ca.pem'}",
             "listener.name.ssl.ssl.client.auth=required",
