@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from tideline import artifacts, kafka, serde, signing
+from tideline import artifacts, kafka, serde
 from tideline.models import REFUSED, UPDATES, ModelClient
 from tideline.settings import Settings
 
 from ..examples import example
-from .services.running import forge_champion, produce
+from .services.running import forge_champion, produce_signed
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +33,10 @@ def _update(ref: dict[str, Any], version: int, aliases: list[str]) -> dict[str, 
     return update
 
 
-async def _signed(settings: Settings, key: bytes, value: bytes) -> None:
-    """A record as the registry writes it, signed with the stack home's key."""
-    header = signing.signer(settings).header(key, value)
-    await produce(settings, "models.updated", [value], keys=[key], headers=[header])
-
-
 async def _announce(settings: Settings, *updates: dict[str, Any]) -> None:
     for u in updates:
         key = f"fraud:{u['model']['version']}".encode()
-        await _signed(settings, key, serde.encode(UPDATES.schema(), u))
+        await produce_signed(settings, [(serde.encode(UPDATES.schema(), u), key)])
 
 
 async def test_the_champion_arrives_verified_and_predicts_as_trained(settings: Settings) -> None:
@@ -83,7 +77,7 @@ async def test_an_unreadable_update_is_skipped_not_fatal(settings: Settings) -> 
     ref = await artifacts.publish(settings, artifacts.dump(model))
     await _announce(settings, _update(ref, 1, []))
     for key, value in ((b"fraud:2", b"garbage"), (b"fraud:3", b"")):  # signed, yet unreadable
-        await _signed(settings, key, value)
+        await produce_signed(settings, [(value, key)])
     await _announce(settings, _update(ref, 1, ["champion"]))
 
     client = ModelClient(settings)

@@ -78,6 +78,14 @@ async def produce(
         await producer.stop()
 
 
+async def produce_signed(settings: Settings, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """`models.updated` records (value, key) as the registry writes them, signed with its key."""
+    signer = signing.signer(settings)
+    for value, key in records:
+        headers = [signer.header(key, value)]
+        await produce(settings, "models.updated", [value], keys=[key], headers=headers)
+
+
 # The header of a record a test forged on a service's output topic, to see its readers skip
 # it: the test's own checks of that topic read past it.
 FORGED = ("tideline.test.forged", b"1")

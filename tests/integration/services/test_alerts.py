@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from tideline import catalog, dlq, kafka, signing
+from tideline import catalog, dlq, kafka
 from tideline.settings import Settings
 
 from ...examples import example
-from .running import Service, collect, produce, start_service
+from .running import Service, collect, produce, produce_signed, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -97,14 +97,6 @@ async def _send(settings: Settings, topic: str, records: list[tuple[bytes, bytes
     await produce(settings, topic, [v for v, _ in records], keys=[k for _, k in records])
 
 
-async def _signed(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    """`models.updated` records as the registry writes them, signed with its key."""
-    signer = signing.signer(settings)
-    for value, key in records:
-        headers = [signer.header(key, value)]
-        await produce(settings, "models.updated", [value], keys=[key], headers=headers)
-
-
 async def test_each_alert_is_delivered_once_retried_after_a_500_and_kept_when_refused(
     settings: Settings, running: list[Service], receiver: Receiver
 ) -> None:
@@ -131,7 +123,7 @@ async def test_each_alert_is_delivered_once_retried_after_a_500_and_kept_when_re
             _record("trainer.status", status_id="s2", state="failed", model_name="cards"),
         ],
     )
-    await _signed(
+    await produce_signed(
         settings,
         [_update("u1", "rolled_back"), _update("u2", "promoted"), _update("u3", "rejected")],
     )

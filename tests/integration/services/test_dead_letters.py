@@ -11,7 +11,7 @@ import services
 
 from ...examples import example, newer_version
 from ...projects import EXAMPLES
-from .running import Service, collect, produce, start_service
+from .running import Service, collect, produce, produce_signed, start_service
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,10 @@ async def test_what_a_service_cannot_read_becomes_a_dead_letter(
     for handle in declared.consumes:
         topic = handle.bind(settings, CARDS.derived_schemas)
         odd = _unreadable(topic)
-        await produce(settings, handle.name, list(odd.values()), keys=[b"k"] * len(odd))
+        if handle.name == "models.updated":  # signed, as by the registry: unreadable, not forged
+            await produce_signed(settings, [(value, b"k") for value in odd.values()])
+        else:
+            await produce(settings, handle.name, list(odd.values()), keys=[b"k"] * len(odd))
         sent |= {(topic.name, value): what for what, value in odd.items()}
 
     letters = dlq.TOPIC.bind(settings)
