@@ -146,7 +146,7 @@ def canonical(definition: project.Project, i: int, at: datetime) -> bytes:
 async def freshness_run(per_s: int, seconds: int, direct: bool) -> tuple[float, float, int]:
     settings = fresh()
     await kafka.create_topics(settings)
-    client = redis.asyncio.Redis.from_url(settings.redis_url)
+    client = redis.asyncio.Redis.from_url(settings.redis_url, **settings.redis_credentials)
     config = await client.config_get("notify-keyspace-events")
     previous = str(config["notify-keyspace-events"])
     await client.config_set("notify-keyspace-events", "K$")

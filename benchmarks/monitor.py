@@ -107,7 +107,7 @@ def main(
     backlog = 6000  # the training history: vectors and labels
     for run in range(runs):
         found = records(per_s * seconds, datetime.now(UTC) + timedelta(seconds=5), seed=10 + run)
-        group = f"bench-monitor-{run}-{time.time_ns()}"
+        group = f"{settings.topic_prefix}monitor.bench-{run}-{time.time_ns()}"
         with running(
             "monitor", settings, MONITOR_PORT, TIDELINE_MONITOR_GROUP_ID=group, **env
         ) as proc:

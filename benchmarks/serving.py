@@ -51,7 +51,7 @@ SERVING_PORT, HTTP_PORT = 9163, 8063
 
 
 def stream_rate(settings: Settings, n: int) -> float:
-    group = f"bench-{uuid.uuid4().hex[:8]}"
+    group = f"{settings.topic_prefix}serving.bench-{uuid.uuid4().hex[:8]}"
     with running(
         "serving",
         settings,
@@ -202,7 +202,7 @@ def main(
     tails: list[tuple[float, float]] = []
     https: list[tuple[float, float]] = []
     busy: list[tuple[float, float]] = []
-    group = f"bench-{uuid.uuid4().hex[:8]}"
+    group = f"{settings.topic_prefix}serving.bench-{uuid.uuid4().hex[:8]}"
     for _ in range(runs):
         # earlier runs' vectors are on the topic too: all scored before anything is timed
         backlog = sum(
@@ -231,7 +231,7 @@ def main(
             https.append((_pct(found, 50), _pct(found, 99)))
             found = http_while_streaming(settings, per_s, requests, entities)
             busy.append((_pct(found, 50), _pct(found, 99)))
-            group = f"bench-{uuid.uuid4().hex[:8]}"  # the next run scores the backlog again
+            group = f"{settings.topic_prefix}serving.bench-{uuid.uuid4().hex[:8]}"  # the next run scores the backlog again
 
     table = Table("measure", "median", "runs")
     rate = statistics.median(rates)

@@ -6,7 +6,7 @@ import json
 import logging
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from aiokafka.errors import KafkaError
@@ -24,7 +24,7 @@ from tideline.settings import Settings
 
 import services
 from ops import control, deadletters, demo, monitoring, tail
-from ops.stack import local
+from ops.stack import local, security
 from ops.stack.kafka_broker import TOOLS
 
 app = typer.Typer(no_args_is_help=True, help="Tideline: an event-driven MLOps platform.")
@@ -72,16 +72,46 @@ def stack_up(
             help="Kafka brokers, on this machine (default: as this home was first started, else 1)",
         ),
     ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="a new home's Kafka in plaintext, with no credentials or ACLs (default: TLS,"
+            " SCRAM-SHA-512 and the catalog's ACLs)",
+        ),
+    ] = False,
 ) -> None:
     """Start Kafka and Redis (fetching Kafka's jars on first use) and wait until both answer."""
     _quiet_kafka_client()
     try:
         with console.status("starting the stack (the first run fetches Kafka's jars)..."):
-            lines = local.up(Settings(), brokers)
+            lines = local.up(Settings(), brokers, insecure)
     except TidelineError as exc:
         raise _fail(exc) from exc
     for line in lines:
         console.print(line)
+
+
+@stack_app.command("credentials")
+def stack_credentials(
+    principal: Annotated[str, typer.Argument(help=f"one of: {', '.join(security.principals())}")],
+    form: Annotated[
+        Literal["env", "java", "librdkafka"],
+        typer.Option("--format", help="TIDELINE_* lines, a Java client's properties, or kcat's"),
+    ] = "env",
+) -> None:
+    """Print how PRINCIPAL connects to the secured local stack (bootstrap, CA file, user,
+    password), for a Tideline process, a Java client (--command-config, --producer.config)
+    or kcat (-F)."""
+    settings = Settings()
+    secrets = security.secured(settings.home)
+    if secrets is None:
+        raise _fail(TidelineError(f"{settings.home}'s stack is not secured: no credentials"))
+    try:
+        lines = security.client_config(secrets, principal, settings.kafka_bootstrap, form)
+    except ValueError as exc:
+        raise _fail(TidelineError(str(exc))) from exc
+    print("\n".join(lines))
 
 
 @stack_app.command("down")
@@ -101,6 +131,13 @@ def stack_status() -> None:
         state = "[green]healthy[/green]" if s.healthy else "[red]down[/red]"
         table.add_row(s.name, s.address, str(s.pid or "-"), state, str(s.log))
     console.print(table)
+    secrets = security.secured(settings.home)
+    console.print(
+        "plaintext, no ACLs (--insecure)"
+        if secrets is None
+        else f"secured: SASL_SSL with {security.MECHANISM}, the catalog's ACLs, Redis users;"
+        f" `tideline stack credentials PRINCIPAL` (credentials in {secrets.home / 'credentials'})"
+    )
     if not states[0].healthy:
         raise typer.Exit(code=1)
     present = asyncio.run(existing_topics(settings))
@@ -122,13 +159,15 @@ def stack_kafka(
 ) -> None:
     """Run one of Kafka's own tools on the stack's jars, as bin/kafka-TOOL.sh with the same
     arguments (e.g. `tideline stack kafka consumer-groups --bootstrap-server
-    localhost:9092 --list`)."""
+    localhost:9092 --list`); on a secured stack, connected as the principal of
+    TIDELINE_KAFKA_PRINCIPAL (default admin) unless a client config is given."""
     if tool not in TOOLS:
         raise _fail(TidelineError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}"))
-    broker = local.brokers(Settings(), 1)[0]
+    settings = Settings()
+    broker = local.brokers(settings, 1)[0]
     try:
         broker.ensure_jars()
-        argv = broker.tool(tool, *ctx.args)
+        argv = broker.tool(tool, *security.tool_config(settings, tool, ctx.args), *ctx.args)
     except TidelineError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code=subprocess.run(argv, check=False).returncode)

@@ -15,8 +15,12 @@ and leaves its records behind for inspection.
 import asyncio
 import itertools
 import json
+import os
 import random
+import secrets
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from contextlib import aclosing
@@ -76,6 +80,7 @@ class Report:
     loop_s: float | None = None  # drift point to the new champion's first prediction
     events_to_new_champion: int | None = None  # the same, in events sent since the drift point
     timeline: list[tuple[float, str]] = field(default_factory=list)  # s from the drift point
+    score_status: dict[str, int] = field(default_factory=dict)  # POST /score, with(out) token
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, indent=1)
@@ -388,10 +393,30 @@ def show(report: Report, console: Console) -> None:
         console.print(
             f"control run: {len(report.drift_events)} drift events, {report.retrains} retrains"
         )
+    if report.score_status:
+        console.print(
+            "POST /score: "
+            + ", ".join(f"{status} {how}" for how, status in report.score_status.items())
+        )
     console.print(
         f"its topics ({report.topic_prefix}*) stay for inspection;"
         f" `tideline topics delete {report.topic_prefix}` removes them"
     )
+
+
+def _score_status(token: str | None) -> int:
+    """The HTTP status POST /score answers one entity's request with."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{HTTP_PORT}/score", b'{"entity_id": "demo"}', headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 def run(
@@ -411,6 +436,7 @@ def run(
         with console.status("starting Kafka and Redis"):
             for line in local.up(settings):
                 console.print(line)
+        settings = local.reread(settings)
     try:
         asyncio.run(kafka.create_topics(settings))
         console.print(f"topics: {settings.topic_prefix}*; six services starting")
@@ -418,11 +444,23 @@ def run(
             f"to watch it in a browser: TIDELINE_TOPIC_PREFIX={settings.topic_prefix}"
             " .venv/bin/tideline console, then http://127.0.0.1:8700/"
         )
-        env = SERVICE_ENV | {"TIDELINE_SERVING_HTTP_PORT": str(HTTP_PORT)}
+        # POST /score behind a bearer token of this run's, unless one is given
+        token = os.environ.get("TIDELINE_SERVING_TOKEN") or secrets.token_urlsafe(24)
+        env = SERVICE_ENV | {
+            "TIDELINE_SERVING_HTTP_PORT": str(HTTP_PORT),
+            "TIDELINE_SERVING_TOKEN": token,
+        }
+        console.print(
+            f"POST http://127.0.0.1:{HTTP_PORT}/score needs 'Authorization: Bearer {token}'"
+        )
         logs = settings.home / "logs"
         with launcher.running(services.NAMES, settings, definition_path, env, logs) as running:
             ports = {name: process.metrics_port for name, process in running.items()}
             report = asyncio.run(loop(settings, definition, plan, ports, console, source))
+            report.score_status = {
+                "without token": _score_status(None),
+                "with token": _score_status(token),
+            }
         show(report, console)
         if report_path is not None:
             report_path.write_text(report.to_json())

@@ -68,7 +68,7 @@ def stack_settings() -> Iterator[Settings]:
             return
         local.up(settings)
         stack.callback(local.down, settings)
-        yield settings
+        yield local.reread(settings)  # with the credentials the secured stack was made with
 
 
 @pytest.fixture

@@ -4,8 +4,13 @@
 //
 // Run (Java 17+, Apache Avro 1.12 and kafka-clients on the class path):
 //   java -cp "avro/*:kafka/*" CardEvents.java localhost:9092 tideline. \
-//       avsc/tideline.projects.cards.Event.avsc evt-java-1
+//       avsc/tideline.projects.cards.Event.avsc evt-java-1 [client.properties]
+// On a secured cluster the last argument is the client's connection, e.g. what
+// `tideline stack credentials admin --format java` prints (a principal that may write
+// events.raw and read events).
 import java.io.File;
+import java.io.FileReader;
+import java.io.Reader;
 import java.time.Duration;
 import java.util.List;
 import java.util.Properties;
@@ -45,8 +50,16 @@ public class CardEvents {
         byte[] value = new BinaryMessageEncoder<GenericRecord>(GenericData.get(), schema)
             .encode(event).array();
 
+        Properties connection = new Properties();
+        if (args.length > 4) {
+            try (Reader file = new FileReader(args[4])) {
+                connection.load(file);
+            }
+        }
+        connection.put("bootstrap.servers", bootstrap);
+
         Properties producing = new Properties();
-        producing.put("bootstrap.servers", bootstrap);
+        producing.putAll(connection);
         producing.put("acks", "all");
         try (KafkaProducer<String, byte[]> producer =
                  new KafkaProducer<>(producing, new StringSerializer(), new ByteArraySerializer())) {
@@ -55,7 +68,7 @@ public class CardEvents {
         }
 
         Properties consuming = new Properties();
-        consuming.put("bootstrap.servers", bootstrap);
+        consuming.putAll(connection);
         consuming.put("group.id", "java-" + eventId);
         consuming.put("auto.offset.reset", "earliest");
         BinaryMessageDecoder<GenericRecord> decoder =

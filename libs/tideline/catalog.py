@@ -1,4 +1,5 @@
-"""The topic catalog (`schemas/catalog.toml`): each topic's key, value schema and retention.
+"""The topic catalog (`schemas/catalog.toml`): each topic's key, value schema and retention,
+and which principal may read and write it on a secured cluster.
 
 The one place where a topic meets its schema: code asks for `topic("events")` and
 binds it to the settings (its prefixed name) and the project (whose derived schema an
@@ -93,14 +94,29 @@ class Bound:
         return self.decoder.decode_as(self.schema, data or b"")
 
 
+@dataclass(frozen=True)
+class Principal:
+    """A client of a secured cluster (a service, or a business system's role) and the
+    topics, by unprefixed name, it may read and write."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+@cache
+def _raw() -> dict[str, Any]:
+    path = schemas.schema_dir() / "catalog.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
+
+
 @cache
 def topics() -> dict[str, Topic]:
     """Every catalog topic by its unprefixed name."""
-    path = schemas.schema_dir() / "catalog.toml"
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SchemaError(f"{path}: {exc}") from exc
+    raw = _raw()
     defaults: dict[str, Any] = raw.get("defaults", {})
     result = {}
     for name, entry in raw["topics"].items():
@@ -111,6 +127,20 @@ def topics() -> dict[str, Topic]:
             raise SchemaError(f"catalog topic {name}: {exc}") from exc
         if merged["cleanup_policy"] not in ("delete", "compact"):
             raise SchemaError(f"catalog topic {name}: bad cleanup_policy")
+    return result
+
+
+@cache
+def principals() -> dict[str, Principal]:
+    """Every principal the catalog grants access to, by name."""
+    result = {}
+    for name, entry in _raw().get("principals", {}).items():
+        found = Principal(name, tuple(entry.get("reads", ())), tuple(entry.get("writes", ())))
+        unknown = sorted(set(found.reads + found.writes) - topics().keys())
+        unknown += sorted(f"key {key}" for key in set(entry) - {"reads", "writes"})
+        if unknown:
+            raise SchemaError(f"catalog principal {name}: unknown {', '.join(unknown)}")
+        result[name] = found
     return result
 
 
@@ -150,6 +180,20 @@ def reference() -> str:
             f"| `{t.name}` | {t.key} | `{t.value}` | {t.partitions} | {t.cleanup_policy}"
             f" | {_retention(t.retention_ms)} | {t.description} |"
         )
+    lines += [
+        "",
+        "## Who may read and write them",
+        "",
+        "On a secured cluster (`tideline stack up`), the ACLs `tideline topics create` grants;",
+        "`admin`, the stack's owner, may do anything. Each principal may also use the consumer",
+        "groups named `<prefix><principal>...`.",
+        "",
+        "| principal | writes | reads |",
+        "|---|---|---|",
+    ]
+    for p in principals().values():
+        writes, reads = (", ".join(f"`{n}`" for n in names) or "-" for names in (p.writes, p.reads))
+        lines.append(f"| `{p.name}` | {writes} | {reads} |")
     lines += ["", "## Value records", ""]
     for name in sorted({t.value for t in topics().values()}):
         schema = schemas.load(name)

@@ -18,7 +18,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from tideline import catalog
+from tideline import access, catalog
 from tideline.errors import StackError
 from tideline.settings import Settings
 
@@ -178,7 +178,8 @@ class TopicState:
 
 
 async def create_topics(settings: Settings) -> list[TopicState]:
-    """Create every catalog topic that is missing; existing ones are left as they are."""
+    """Create every catalog topic that is missing (existing ones are left as they are)
+    and, on a cluster that authorizes, grant the catalog's principals their ACLs."""
     async with admin_session(settings) as client:
         existing = set(await client.list_topics())
         brokers = len((await client.describe_cluster())["brokers"])
@@ -203,6 +204,7 @@ async def create_topics(settings: Settings) -> list[TopicState]:
         if settings.training_retention is not None:  # on topics made before it was set
             kept = [(full, t) for full, t in wanted.items() if t.training and full in existing]
             await _retain(client, settings, brokers, kept)
+        await access.grant(client, settings)
         created = {t.name for t in missing}
         return [TopicState(full, full in created) for full in wanted]
 

@@ -169,7 +169,9 @@ class OnlineStore:
     def __init__(self, settings: Settings, project: Project) -> None:
         self.layout = Layout(settings, project)
         # One connection, no pool: a pool costs 20 µs a read. Not for sharing across threads.
-        self.client = redis.Redis.from_url(settings.redis_url, single_connection_client=True)
+        self.client = redis.Redis.from_url(
+            settings.redis_url, single_connection_client=True, **settings.redis_credentials
+        )
         self._write = self.client.register_script(WRITE_SCRIPT)
 
     def get(self, entities: Sequence[str]) -> list[OnlineFeatures]:
@@ -206,7 +208,7 @@ class OnlineWriter:
 
     def __init__(self, settings: Settings, project: Project) -> None:
         self.layout = Layout(settings, project)
-        self.client = redis.asyncio.Redis.from_url(settings.redis_url)
+        self.client = redis.asyncio.Redis.from_url(settings.redis_url, **settings.redis_credentials)
         self._write = self.client.register_script(WRITE_SCRIPT)
 
     async def write(self, entries: Sequence[Entry], marks: Mapping[int, Mark] = {}) -> Written:

@@ -141,6 +141,8 @@ def run(declared: Service[Any]) -> None:
 
 async def serve(declared: Service[S]) -> None:
     settings, own = Settings(), declared.settings()
+    if settings.kafka_principal is None:  # on the local secured stack, as itself
+        settings = Settings(kafka_principal=declared.name)
     stop = setup(declared.name, own.metrics_port, settings.native_threads)
     definition = project.load(settings.project)
     await kafka.require(settings, *declared.topics)

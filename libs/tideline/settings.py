@@ -1,13 +1,39 @@
 """Settings shared by every Tideline process, read from TIDELINE_* environment variables."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tideline.durations import Duration, millis
+
+# Where `tideline stack up` writes each principal's client settings, in the stack's home.
+CREDENTIALS = "credentials"
+KAFKA_CONNECTION = frozenset(
+    {
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+    }
+)
+REDIS_CONNECTION = frozenset({"redis_username", "redis_password"})
+
+
+def read_credentials(home: Path, principal: str) -> dict[str, str]:
+    """The TIDELINE_* lines of `principal`'s file in a secured stack's home."""
+    path = home / CREDENTIALS / f"{principal}.env"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        known = sorted(p.stem for p in path.parent.glob("*.env"))
+        raise ValueError(
+            f"no credentials for principal {principal!r} in {path.parent}; one of {known}"
+        ) from None
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 class Settings(BaseSettings):
@@ -31,7 +57,16 @@ class Settings(BaseSettings):
         default=None, description="Its private key (PEM); default: in the certificate file."
     )
     kafka_ssl_key_password: SecretStr | None = None
+    kafka_principal: str | None = Field(
+        default=None,
+        description="On the local secured stack, whose credentials (in the home) a client"
+        " with no TIDELINE_KAFKA_SASL_* of its own connects with: default, a service's own"
+        " name in a service, `admin` (the stack's owner) elsewhere.",
+    )
     redis_url: str = "redis://localhost:6379/0"
+    # Redis' user and password, unless the URL carries them (redis://user:pass@host).
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
     topic_prefix: str = "tideline."
     home: Path = Field(
         default=Path.home() / ".tideline",
@@ -80,6 +115,34 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _local_credentials(self) -> "Settings":
+        """On the local secured stack, a process told nothing of how to connect takes
+        its principal's credentials from the home: Kafka's, and Redis' where it has a
+        user there (the feature store, serving, admin)."""
+        if not (self.home / CREDENTIALS).is_dir():
+            return self
+        wanted = [
+            group
+            for group in (KAFKA_CONNECTION, REDIS_CONNECTION)
+            if not self.model_fields_set & group
+            and not (group is REDIS_CONNECTION and "@" in self.redis_url)
+        ]
+        if not wanted:
+            return self
+        found = read_credentials(self.home, self.kafka_principal or "admin")
+        given = {
+            name: found[key]
+            for group in wanted
+            for name in group
+            if (key := f"TIDELINE_{name.upper()}") in found
+        }
+        # Validated as if they were set: a file that says something else is an error.
+        checked = self.model_validate(self.model_dump() | given)
+        for name in given:
+            setattr(self, name, getattr(checked, name))
+        return self
+
+    @model_validator(mode="after")
     def _kafka_credentials(self) -> "Settings":
         sasl = self.kafka_security_protocol.startswith("SASL_")
         if sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
@@ -104,6 +167,15 @@ class Settings(BaseSettings):
         return host or "localhost", int(port)
 
     @property
+    def redis_credentials(self) -> dict[str, Any]:
+        """What redis-py's `from_url` takes beside the URL (whose own user and password win)."""
+        password = self.redis_password
+        return {
+            "username": self.redis_username,
+            "password": None if password is None else password.get_secret_value(),
+        }
+
+    @property
     def redis_host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.redis_url)
         return parts.hostname or "localhost", parts.port or 6379
@@ -116,7 +188,10 @@ class ServiceSettings(BaseSettings):
 
     metrics_port: int = Field(default=0, description="Prometheus /metrics; 0 turns it off.")
     group_id: str | None = Field(
-        default=None, description="Its consumer group; default: the topic prefix + its name."
+        default=None,
+        description="Its consumer group; default: the topic prefix, its name and the"
+        " model's. On a secured cluster a service may use only groups named"
+        " `<topic prefix><its name>...` (the catalog's ACLs).",
     )
     offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",

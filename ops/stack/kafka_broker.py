@@ -16,14 +16,17 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from tideline.errors import StackError
+from tideline.kafka import connection
 from tideline.settings import Settings
 
 from ops.stack import maven
 from ops.stack.process import ManagedProcess, port_open, wait_until
+from ops.stack.security import Secrets
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"  # Kafka 4.x logs through slf4j 1.7 and ships no backend
@@ -99,21 +102,23 @@ def bootstrap(settings: Settings, nodes: int) -> str:
 
 
 class KafkaBroker:
-    """One node. `listeners` adds client listeners beside PLAINTEXT, each named for its
-    security protocol (SSL, SASL_PLAINTEXT, SASL_SSL) with its port; `config` adds lines
-    to the node's configuration (keystores, JAAS); `scram` adds SCRAM credentials when the
-    storage is formatted, as `--add-scram` takes them."""
+    """One node. With `secrets`, its clients' port speaks SASL_SSL and it authorizes
+    (`security.Secrets.broker_config`); without, PLAINTEXT. `listeners` adds client
+    listeners, each named for its security protocol (SSL, SASL_PLAINTEXT, SASL_SSL) with
+    its port; `config` adds lines to the node's configuration (keystores, JAAS); `scram`
+    adds SCRAM credentials when the storage is formatted, as `--add-scram` takes them."""
 
     def __init__(
         self,
         settings: Settings,
         node: int = 1,
         nodes: int = 1,
+        secrets: Secrets | None = None,
         listeners: Mapping[str, int] | None = None,
         config: Sequence[str] = (),
         scram: Sequence[str] = (),
     ) -> None:
-        self.settings, self.node, self.nodes = settings, node, nodes
+        self.settings, self.node, self.nodes, self.secrets = settings, node, nodes, secrets
         self.listeners, self.extra_config, self.scram = dict(listeners or {}), config, scram
         self.host = settings.kafka_host_port[0]
         self.port, self.controller_port = _ports(settings, node)
@@ -159,9 +164,12 @@ class KafkaBroker:
         )
         # Internal topics as replicated as the cluster allows; one lost node tolerated.
         replicas, in_sync = min(3, self.nodes), min(2, self.nodes)
-        clients = {"PLAINTEXT": self.port, **self.listeners}
+        own = "PLAINTEXT" if self.secrets is None else "SASL_SSL"
+        clients = {own: self.port, **self.listeners}
         advertised = ",".join(f"{name}://{self.host}:{port}" for name, port in clients.items())
         protocols = ",".join(f"{name}:{name}" for name in clients)
+        controller = "PLAINTEXT" if self.secrets is None else "SSL"
+        secured = [] if self.secrets is None else self.secrets.broker_config()
         self.config.write_text(
             "\n".join(
                 [
@@ -170,9 +178,9 @@ class KafkaBroker:
                     f"controller.quorum.voters={voters}",
                     f"listeners={advertised},CONTROLLER://{self.host}:{self.controller_port}",
                     f"advertised.listeners={advertised}",
-                    "inter.broker.listener.name=PLAINTEXT",
+                    f"inter.broker.listener.name={own}",
                     "controller.listener.names=CONTROLLER",
-                    f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocols}",
+                    f"listener.security.protocol.map=CONTROLLER:{controller},{protocols}",
                     f"log.dirs={self.data}",
                     "num.partitions=1",
                     f"offsets.topic.replication.factor={replicas}",
@@ -184,6 +192,7 @@ class KafkaBroker:
                     # Topics come from the catalog, with its partitions and policies; a
                     # client asking for a missing one must hear so, not get a default.
                     "auto.create.topics.enable=false",
+                    *secured,
                     *self.extra_config,
                     "",
                 ]
@@ -194,11 +203,12 @@ class KafkaBroker:
         """Format this node's storage for cluster `cluster`, unless it is already."""
         if (self.data / "meta.properties").exists():
             return
+        scram = [*([] if self.secrets is None else self.secrets.scram()), *self.scram]
         result = subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
                 *("format", "-t", cluster, "-c", str(self.config)),
-                *(arg for entry in self.scram for arg in ("--add-scram", entry)),
+                *(arg for entry in scram for arg in ("--add-scram", entry)),
             ),
             capture_output=True,
             text=True,
@@ -230,15 +240,20 @@ class KafkaBroker:
     def ports_taken(self) -> list[int]:
         return [p for p in self.ports if port_open(self.host, p)]
 
+    def client_settings(self, principal: str = "admin") -> Settings:
+        """How a client reaches this node: as `principal`, when it is secured."""
+        direct = self.settings.model_copy(update={"kafka_bootstrap": self.address})
+        return direct if self.secrets is None else self.secrets.settings(principal, direct)
+
     def healthy(self) -> bool:
         """True when a client's metadata request answers."""
         if not port_open(self.host, self.port):
             return False
-        return asyncio.run(_metadata_answers(self.address))
+        return asyncio.run(_metadata_answers(connection(self.client_settings())))
 
 
-async def _metadata_answers(bootstrap: str) -> bool:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+async def _metadata_answers(options: dict[str, Any]) -> bool:
+    client = AIOKafkaAdminClient(**options, request_timeout_ms=3000)
     try:
         await client.start()
         await client.list_topics()

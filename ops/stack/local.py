@@ -8,6 +8,7 @@ from typing import Protocol
 from tideline.errors import StackError
 from tideline.settings import Settings
 
+from ops.stack import security
 from ops.stack.kafka_broker import KafkaBroker, bootstrap, cluster_id, formatted_nodes
 from ops.stack.process import ManagedProcess, ephemeral_ports, wait_until
 from ops.stack.redis_server import RedisServer
@@ -41,24 +42,42 @@ class ServerStatus:
 def brokers(settings: Settings, nodes: int | None = None) -> list[KafkaBroker]:
     """The cluster's nodes: `nodes` of them, or as many as the home was formatted with."""
     count = nodes or formatted_nodes(settings) or 1
-    return [KafkaBroker(settings, node, count) for node in range(1, count + 1)]
+    secrets = security.secured(settings.home)
+    return [KafkaBroker(settings, node, count, secrets) for node in range(1, count + 1)]
 
 
 def servers(settings: Settings, nodes: int | None = None) -> list[Server]:
-    return [*brokers(settings, nodes), RedisServer(settings)]
+    secrets = security.secured(settings.home)
+    if secrets is None:
+        redis = RedisServer(settings)
+    else:  # seen to answer by its owner, whatever `settings` were made with
+        redis = RedisServer(secrets.settings("admin", settings), secrets.redis_options())
+    return [*brokers(settings, nodes), redis]
 
 
-def up(settings: Settings, nodes: int | None = None) -> list[str]:
+def up(settings: Settings, nodes: int | None = None, insecure: bool = False) -> list[str]:
     """Start what is not running yet (Kafka as `nodes` brokers: default, as the home
-    was first started, else one); returns what it did, one line per server."""
+    was first started, else one); returns what it did, one line per server.
+
+    A new home's cluster is secured (TLS, SCRAM, ACLs: `security`) unless `insecure`;
+    one formatted before keeps what it was formatted with."""
     formatted = formatted_nodes(settings)
     if nodes is not None and formatted not in (0, nodes):
         raise StackError(
             f"{settings.home} holds a cluster of {formatted} broker(s), not {nodes}: start it as"
             " it is, or stop it and use another TIDELINE_HOME (or remove this one's data)"
         )
-    cluster = brokers(settings, nodes)
     done = []
+    if formatted == 0 and not insecure and security.secured(settings.home) is None:
+        security.make(settings)
+        done.append(f"made a CA and credentials for every principal in {settings.home}")
+    if security.secured(settings.home) is None and not insecure:
+        done.append(f"warning: {settings.home}'s cluster is plaintext, with no ACLs (--insecure)")
+    elif insecure and security.secured(settings.home) is not None:
+        raise StackError(
+            f"{settings.home} holds a secured cluster: --insecure applies to a new home"
+        )
+    cluster = brokers(settings, nodes)
     if cluster[0].ensure_jars():
         done.append(f"fetched Kafka jars into {cluster[0].lib}")
     to_start = []
@@ -93,6 +112,12 @@ def up(settings: Settings, nodes: int | None = None) -> list[str]:
     if len(cluster) > 1:
         done.append(f"clients: TIDELINE_KAFKA_BOOTSTRAP={bootstrap(settings, len(cluster))}")
     return done
+
+
+def reread(settings: Settings) -> Settings:
+    """`settings` read again, as they were given: with the credentials of a secured home
+    that `up` has just made."""
+    return Settings(**settings.model_dump(exclude_unset=True))
 
 
 def _ephemeral_warnings(servers: list[Server]) -> list[str]:

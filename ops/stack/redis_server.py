@@ -67,7 +67,9 @@ class RedisServer:
         return [p for p in self.ports if port_open(self.host, p)]
 
     def healthy(self) -> bool:
-        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)
+        client = redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=1, **self.settings.redis_credentials
+        )
         try:
             return bool(client.ping())
         except redis.RedisError:

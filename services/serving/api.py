@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import redis
@@ -107,5 +108,17 @@ class Server(uvicorn.Server):
         yield
 
 
-def server(api: FastAPI, host: str, port: int) -> Server:
-    return Server(uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False))
+def server(
+    api: FastAPI, host: str, port: int, certfile: Path | None = None, keyfile: Path | None = None
+) -> Server:
+    """uvicorn on `host:port`; HTTPS when given a certificate."""
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
+    return Server(config)

@@ -1,5 +1,6 @@
 """The serving service's configuration, from TIDELINE_SERVING_* environment variables."""
 
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -19,6 +20,12 @@ class ServingSettings(ServiceSettings):
         description="A bearer token POST /score requires (Authorization: Bearer <token>),"
         " answering 401 without it; none: open, as on a developer's machine.",
     )
+    tls_certfile: Path | None = Field(
+        default=None, description="Serve HTTPS with this certificate (PEM, chain included)."
+    )
+    tls_keyfile: Path | None = Field(
+        default=None, description="Its private key (PEM); default: in the certificate file."
+    )
     shadow: bool = Field(default=True, description="Score with the challenger too, in shadow.")
     stream: bool = Field(
         default=True,
@@ -30,4 +37,6 @@ class ServingSettings(ServiceSettings):
     def _something_to_serve(self) -> Self:
         if not self.stream and not self.http_port:
             raise ValueError("STREAM false and HTTP_PORT 0 leave serving nothing to do")
+        if self.tls_keyfile is not None and self.tls_certfile is None:
+            raise ValueError("TIDELINE_SERVING_TLS_KEYFILE needs TIDELINE_SERVING_TLS_CERTFILE")
         return self

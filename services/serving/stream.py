@@ -57,7 +57,13 @@ async def job(context: service.Context[ServingSettings]) -> AsyncIterator[servic
     deployment = Deployment(ModelClient(context.settings), definition, name, own.shadow)
     context.background(deployment.follow())  # a model feed that fails stops us
     scorer = RequestScorer(context.settings, definition)
-    http = api.server(api.app(deployment, scorer, own.token), own.http_host, own.http_port)
+    http = api.server(
+        api.app(deployment, scorer, own.token),
+        own.http_host,
+        own.http_port,
+        own.tls_certfile,
+        own.tls_keyfile,
+    )
     serving_http = asyncio.create_task(http.serve()) if own.http_port else None
     try:
         log.info("waiting for a champion of %s", name)

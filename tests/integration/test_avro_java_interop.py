@@ -15,7 +15,7 @@ import pytest
 from tideline import catalog, kafka, project, schemas, serde
 from tideline.settings import Settings
 
-from ops.stack import maven
+from ops.stack import maven, security
 from ops.stack.kafka_broker import KafkaBroker
 
 from ..examples import EXAMPLE_TIME
@@ -163,6 +163,11 @@ async def test_java_decodes_a_live_event_with_the_exported_schema_alone(
 
     # the documented Java producer and consumer, with the exported file alone
     kafka_jars = KafkaBroker(settings).lib
+    connection = tmp_path / "client.properties"
+    secrets = security.secured(settings.home)
+    if secrets is not None:  # the secured stack: as its owner, who may read `events`
+        lines = security.client_config(secrets, "admin", settings.kafka_bootstrap, "java")
+        connection.write_text("\n".join(lines) + "\n")
     java = await asyncio.to_thread(
         subprocess.run,
         [
@@ -174,6 +179,7 @@ async def test_java_decodes_a_live_event_with_the_exported_schema_alone(
             settings.topic_prefix,
             str(event_file),
             "from-java",
+            *([str(connection)] if secrets is not None else []),
         ],
         capture_output=True,
         text=True,

@@ -62,6 +62,7 @@ def test_drift_is_detected_retrained_promoted_and_served_on_its_own(
     assert event["kind"] in ("concept", "performance")
     assert event["model_version"] == 1
     assert report["labelled_to_detection"] <= 500  # events from the drift point to detection
+    assert report["score_status"] == {"without token": 401, "with token": 200}
     # the drift run, then its follow-ups on 2x and 4x its labels; the gate keeps the better
     assert report["retrains"] == 3
     promotions = report["promotions"]

@@ -33,6 +33,8 @@ async def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TIDELINE_REDIS_URL", settings.redis_url)
     monkeypatch.setenv("TIDELINE_TOPIC_PREFIX", settings.topic_prefix)
     monkeypatch.setenv("TIDELINE_PROJECT", str(EXAMPLES[0]))
+    # as the stack's owner: the examples' own services have no principal of their own
+    monkeypatch.setenv("TIDELINE_KAFKA_PRINCIPAL", "admin")
 
 
 @pytest.mark.parametrize("code", BLOCKS)

@@ -149,7 +149,7 @@ async def test_a_breaking_change_is_refused_by_project_check_and_at_start(
 
     before = await _stored(settings)
     svc = Service("ingest", settings, breaking)
-    svc.env["TIDELINE_INGEST_GROUP_ID"] = "another-ingest"
+    svc.env["TIDELINE_INGEST_GROUP_ID"] = f"{settings.topic_prefix}ingest.another"
     svc.start()
     services.append(svc)
     assert svc.proc is not None

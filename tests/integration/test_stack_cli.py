@@ -2,6 +2,7 @@
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tideline import catalog
+from tideline.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +58,8 @@ def test_up_twice_topics_status_down(env: dict[str, str]) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     assert "kafka started on localhost:29092" in first.stdout
     assert "redis started on localhost:26379" in first.stdout
+    assert "made a CA and credentials for every principal" in first.stdout  # secured
+    assert stat.S_IMODE((home / "credentials").stat().st_mode) == 0o700
     pids = {p.name: p.read_text() for p in (home / "run").glob("*.pid")}
 
     second = _tideline(env, "stack", "up")
@@ -63,6 +67,9 @@ def test_up_twice_topics_status_down(env: dict[str, str]) -> None:
     assert "kafka already running" in second.stdout
     assert "redis already running" in second.stdout
     assert {p.name: p.read_text() for p in (home / "run").glob("*.pid")} == pids
+    undone = _tideline(env, "stack", "up", "--insecure")
+    assert undone.returncode == 1
+    assert "holds a secured cluster" in " ".join(undone.stdout.split())
 
     assert _tideline(env, "topics", "create").returncode == 0
     status = _tideline(env, "stack", "status")
@@ -79,6 +86,21 @@ def test_up_twice_topics_status_down(env: dict[str, str]) -> None:
     assert "kafka stopped" in down.stdout
     assert _processes_under(home) == []
     assert _tideline(env, "stack", "status").returncode == 1
+
+
+def test_insecure_starts_a_plaintext_stack_that_stays_so(env: dict[str, str]) -> None:
+    home = Path(env["TIDELINE_HOME"])
+    first = _tideline(env, "stack", "up", "--insecure")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert not (home / "credentials").exists()
+    plain = Settings(home=home, kafka_bootstrap=env["TIDELINE_KAFKA_BOOTSTRAP"])
+    assert plain.kafka_security_protocol == "PLAINTEXT"
+    created = _tideline(env, "topics", "create")  # no credentials, and no ACLs to grant
+    assert created.returncode == 0, created.stdout + created.stderr
+    again = _tideline(env, "stack", "up")
+    assert again.returncode == 0
+    assert "cluster is plaintext, with no ACLs (--insecure)" in " ".join(again.stdout.split())
+    assert not (home / "credentials").exists()
 
 
 def test_a_taken_port_is_a_clear_error_and_starts_nothing(env: dict[str, str]) -> None:

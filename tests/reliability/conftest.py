@@ -33,12 +33,14 @@ class Cluster:
             kafka_controller_port=kafka + 1,
             redis_url=f"redis://localhost:{_port(session.redis_url) + ABOVE}/0",
         )
-        self.brokers: list[KafkaBroker] = local.brokers(base, NODES)
-        self.settings = base.model_copy(update={"kafka_bootstrap": bootstrap(base, NODES)})
         self.base = base
 
     def up(self) -> None:
         local.up(self.base, NODES)
+        # read again: a new home's cluster is secured, with the credentials made now
+        self.brokers: list[KafkaBroker] = local.brokers(self.base, NODES)
+        every = {"kafka_bootstrap": bootstrap(self.base, NODES)}
+        self.settings = local.reread(self.base).model_copy(update=every)
 
     def down(self) -> None:
         local.down(self.base)

@@ -107,14 +107,18 @@ async def collect(
     expected: int,
     timeout_s: float = 60,
     complete: Callable[[list[ConsumerRecord[bytes, bytes]]], bool] | None = None,
+    group: str | None = "",
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """At least `expected` records of `topic`, and all `complete` asks for, plus any that follow."""
+    """At least `expected` records of `topic`, and all `complete` asks for, plus any that
+    follow; read in consumer group `group` ("": a new one of its own; None: no group)."""
     consumer = kafka.consumer(
-        settings, catalog.topic(topic).full_name(settings), group_id=f"t-{uuid.uuid4().hex}"
+        settings,
+        catalog.topic(topic).full_name(settings),
+        group_id=f"t-{uuid.uuid4().hex}" if group == "" else group,
     )
-    await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []
-    try:
+    try:  # stopped even when it never started (a refused start leaves its client open)
+        await consumer.start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and (
             len(found) < expected or (complete is not None and not complete(found))

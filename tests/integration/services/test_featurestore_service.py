@@ -20,7 +20,7 @@ from tideline.settings import Settings
 from ops import launcher, synthetic
 
 from ...projects import EXAMPLES
-from .running import FORGED, Service, collect, produce
+from .running import FORGED, Service, collect, produce, wait_committed
 
 pytestmark = pytest.mark.integration
 
@@ -305,6 +305,8 @@ async def test_an_entity_s_state_stays_under_the_changelog_limit(
     first = _featurestore(settings, EXAMPLES[0], running)
     first.wait_for("tideline_featurestore_events_total", len(stream))
     assert first.wait_for("tideline_dead_letters_total", 1, stage="size") == 1
+    # committed once its writes, the state's included, are acknowledged: then killed
+    await wait_committed(settings, "featurestore", ["events"])
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     states = catalog.topic("featurestore.state").bind(settings)
     ranges = await streams.offset_ranges(settings, states.name)

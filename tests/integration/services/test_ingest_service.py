@@ -25,7 +25,7 @@ CARDS = project.load(EXAMPLES[0])
 async def service(settings: Settings) -> AsyncIterator[Service]:
     await kafka.create_topics(settings)
     svc = Service("ingest", settings)
-    svc.env["TIDELINE_INGEST_GROUP_ID"] = f"ingest-{uuid.uuid4().hex[:8]}"
+    svc.env["TIDELINE_INGEST_GROUP_ID"] = f"{settings.topic_prefix}ingest.{uuid.uuid4().hex[:8]}"
     svc.start()
     yield svc
     if svc.proc is not None and svc.proc.poll() is None:

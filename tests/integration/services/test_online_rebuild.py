@@ -14,6 +14,7 @@ from tideline.online_store import Entry, OnlineStore
 from tideline.settings import Settings
 
 from ops import launcher
+from ops.stack import security
 from ops.stack.redis_server import RedisServer
 from services.featurestore.online import OFFSET_HEADER
 
@@ -32,14 +33,16 @@ def private(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A redis-server of the test's own, configured as the launcher configures it."""
     home = tmp_path_factory.mktemp("redis-home")
     url = f"redis://localhost:{launcher.free_port()}/0"
-    server = RedisServer(settings.model_copy(update={"redis_url": url, "home": home}))
+    secrets = security.secured(settings.home)  # the stack's Redis users, if it has them
+    options = [] if secrets is None else secrets.redis_options()
+    server = RedisServer(settings.model_copy(update={"redis_url": url, "home": home}), options)
     server.start()
     yield server
     server.process.stop()
 
 
 def _flush(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, **settings.redis_credentials)
     try:
         client.flushall()
     finally:
@@ -95,7 +98,8 @@ async def test_the_feature_store_rewrites_what_redis_lost(
     settings: Settings, private: RedisServer, running: list[Service]
 ) -> None:
     await kafka.create_topics(settings)
-    own = private.settings  # Kafka as the test's, Redis the private one
+    # Kafka and the home's credentials as the test's, Redis the private one
+    own = settings.model_copy(update={"redis_url": private.settings.redis_url})
     raw = _stream(CARDS, 3000, seed=17)
     first, second = raw[:2000], raw[2000:]
     await produce(settings, "events", **_encode(CARDS, first))

@@ -3,13 +3,16 @@ scored once by exactly the version its prediction names, a forged champion refus
 request-time scoring over HTTP."""
 
 import asyncio
+import http.client
 import json
 import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from ops import control, launcher, synthetic
 
 from ...examples import newer_version
 from ...projects import EXAMPLES
+from ..pki import make as make_pki
 from .running import (
     WEAK,
     Service,
@@ -159,15 +163,19 @@ async def test_hot_swap_scores_every_event_once_with_the_version_it_names(
     }
 
 
-def _post(port: int, body: dict[str, Any], token: str | None = None) -> tuple[int, dict[str, Any]]:
+def _post(
+    port: int,
+    body: dict[str, Any],
+    token: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, Any]]:
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/score", data=json.dumps(body).encode(), headers=headers
-    )
+    url = f"{'http' if tls is None else 'https'}://127.0.0.1:{port}/score"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=10, context=tls) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -178,7 +186,9 @@ def _get(port: int, path: str) -> dict[str, Any]:
         return dict(json.loads(reply.read()))
 
 
-async def test_request_time_scoring_over_http(settings: Settings, running: list[Service]) -> None:
+async def test_request_time_scoring_over_http(
+    settings: Settings, running: list[Service], tmp_path: Path
+) -> None:
     await _champion_and_challenger(settings, running)
     port = Service("serving", settings).metrics_port  # a free port
     serving = start_service("serving", settings, running, TIDELINE_SERVING_HTTP_PORT=str(port))
@@ -231,8 +241,10 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
     assert _get(port, "/models") == {"model_name": NAME, "champion": 1, "challenger": 2}
     assert "/score" in _get(port, "/openapi.json")["paths"]
 
-    # request-time scoring in a process of its own, behind a bearer token: the same
-    # answers, no stream scored
+    # request-time scoring in a process of its own, over HTTPS behind a bearer token: the
+    # same answers, no stream scored
+    pki = make_pki(tmp_path / "pki")
+    tls = ssl.create_default_context(cafile=pki / "ca.pem")
     own_port = Service("serving", settings).metrics_port
     only = start_service(
         "serving",
@@ -240,15 +252,21 @@ async def test_request_time_scoring_over_http(settings: Settings, running: list[
         running,
         TIDELINE_SERVING_HTTP_PORT=str(own_port),
         TIDELINE_SERVING_STREAM="false",
-        TIDELINE_SERVING_GROUP_ID="would-score-the-whole-backlog",
+        TIDELINE_SERVING_GROUP_ID=f"{settings.topic_prefix}serving.would-score-the-backlog",
         TIDELINE_SERVING_TOKEN="s3cret-token",
+        TIDELINE_SERVING_TLS_CERTFILE=str(pki / "server.pem"),
+        TIDELINE_SERVING_TLS_KEYFILE=str(pki / "server.key"),
     )
     only.wait_for("tideline_serving_model_version", 1, role="champion")  # v1 loaded
     for token in (None, "wrong", "s3cret-token-but-longer"):
-        status, body = _post(own_port, {"entity_id": "card_id-http"}, token)
+        status, body = _post(own_port, {"entity_id": "card_id-http"}, token, tls)
         assert status == 401, body
     assert only.metric("tideline_serving_unauthorized_total") == 3
-    mine = _post(own_port, {"entity_id": "card_id-http"}, "s3cret-token")[1]
+    with pytest.raises((ConnectionError, http.client.HTTPException)):  # plain HTTP to TLS
+        _post(own_port, {"entity_id": "card_id-http"}, "s3cret-token")
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post(own_port, {"entity_id": "card_id-http"}, "s3cret-token", ssl.create_default_context())
+    mine = _post(own_port, {"entity_id": "card_id-http"}, "s3cret-token", tls)[1]
     answers = [mine, _post(port, {"entity_id": "card_id-http"})[1]]
     assert answers[0]["score"] == answers[1]["score"]
     await asyncio.sleep(2)  # a streaming process scores the 1,500 waiting vectors in less
