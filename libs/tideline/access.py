@@ -1,5 +1,6 @@
 """Least-privilege ACLs from the catalog's principals, granted on a cluster that
-authorizes (`tideline topics create` and `kafka.create_topics` do it for their prefix).
+authorizes (`tideline topics create` and `kafka.create_topics` do it for their prefix);
+what an earlier catalog granted there and this one does not is revoked.
 
 aiokafka's admin client has no ACL calls, so the CreateAcls request (API 30, v1) is
 sent through its protocol classes: one request grants every ACL at once, where
@@ -12,7 +13,7 @@ from enum import IntEnum
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import SecurityDisabled, for_code
-from aiokafka.protocol.admin import CreateAclsRequest_v1, DescribeAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
 from tideline import catalog
@@ -68,6 +69,18 @@ def acls(settings: Settings) -> list[Acl]:
     return found
 
 
+def owned(settings: Settings, acl: Acl) -> bool:
+    """Whether `acl` is one the catalog decides under `settings`' prefix: a catalog
+    principal's, on a catalog topic or on the principal's groups there (another prefix's
+    are not, even where one prefix starts with the other)."""
+    prefix, user = settings.topic_prefix, acl.principal.removeprefix("User:")
+    if user not in catalog.principals():
+        return False
+    if acl.resource == Resource.GROUP:
+        return acl.name == f"{prefix}{user}"
+    return acl.name.removeprefix(prefix) in catalog.topics() and acl.name.startswith(prefix)
+
+
 class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]  # untyped in aiokafka
     API_KEY = 30
 
@@ -76,6 +89,16 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]  # untyp
 
     def build(self, request_struct_class: type[CreateAclsRequest_v1]) -> CreateAclsRequest_v1:
         return request_struct_class([acl.creation() for acl in self.grants])
+
+
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]  # untyped in aiokafka
+    API_KEY = 31
+
+    def __init__(self, revoked: list[Acl]) -> None:
+        self.revoked = revoked
+
+    def build(self, request_struct_class: type[DeleteAclsRequest_v1]) -> DeleteAclsRequest_v1:
+        return request_struct_class([acl.creation() for acl in self.revoked])
 
 
 ANY = 1  # matches every resource type, pattern, operation and permission in a filter
@@ -92,17 +115,29 @@ async def grant(client: AIOKafkaAdminClient, settings: Settings) -> bool:
             return False
         if code != 0:
             raise for_code(code)(f"cannot grant the catalog's ACLs: {message}")
+    # What an earlier catalog granted here and this one does not, revoked.
+    any_broker = client._client.cluster.brokers()
+    found = await _enforced(client, next(iter(any_broker)).nodeId) if any_broker else set()
+    stale = [acl for acl in found if owned(settings, acl) and acl not in set(wanted)]
+    if stale:
+        deleted = await client._send_request(_DeleteAcls(stale))
+        for code, message, _ in deleted.filter_responses:
+            if code != 0:
+                raise for_code(code)(f"cannot revoke an ACL the catalog dropped: {message}")
     # The controller acknowledges first; each broker applies them from the metadata log,
     # and a service started meanwhile would find its topics hidden from it.
     async with asyncio.timeout(30):
         for broker in client._client.cluster.brokers():
-            await _until_enforced(client, broker.nodeId, set(wanted))
+            await _until_enforced(client, broker.nodeId, set(wanted), settings)
     return True
 
 
-async def _until_enforced(client: AIOKafkaAdminClient, node: int, wanted: set[Acl]) -> None:
+async def _until_enforced(
+    client: AIOKafkaAdminClient, node: int, wanted: set[Acl], settings: Settings
+) -> None:
     while True:
-        if wanted <= await _enforced(client, node):
+        enforced = {acl for acl in await _enforced(client, node) if owned(settings, acl)}
+        if enforced == wanted:
             return
         await asyncio.sleep(0.05)
 

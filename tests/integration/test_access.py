@@ -14,7 +14,7 @@ import pytest
 import redis
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
-from tideline import catalog, kafka
+from tideline import access, catalog, kafka
 from tideline.settings import Settings
 
 from ops import launcher
@@ -271,3 +271,24 @@ async def test_each_role_connects_with_librdkafka_and_java_s_console_producer(
     assert java.returncode == 0, java.stderr
     (order,) = await collect(settings, "registry.commands", 1)
     assert order.value == b"an order"
+
+
+async def test_a_grant_the_catalog_no_longer_makes_is_revoked(settings: Settings) -> None:
+    await kafka.create_topics(settings)
+    subscriber = _as(settings, "subscriber")
+    extra = access.Acl(
+        "User:subscriber",
+        access.Resource.TOPIC,
+        catalog.topic("models.updated").full_name(settings),
+        access.Pattern.LITERAL,
+        access.Operation.WRITE,
+    )
+    async with kafka.admin_session(settings) as client:  # as an older catalog granted it
+        response = await client._send_request(access._CreateAcls([extra]))
+        assert [code for code, _ in response.creation_responses] == [0]
+    await _write(subscriber, "models.updated", idempotent=False)  # allowed, for now
+    await kafka.create_topics(settings)  # the catalog again: no subscriber writes
+    before = await _end_offsets(settings, "models.updated")
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _write(subscriber, "models.updated", idempotent=False)
+    assert await _end_offsets(settings, "models.updated") == before

@@ -11,6 +11,8 @@ from tideline import artifacts, kafka, serde
 from tideline.models import REFUSED, UPDATES, ModelClient
 from tideline.settings import Settings
 
+from ops.stack import security
+
 from ..examples import example
 from .services.running import forge_champion, produce_signed
 
@@ -45,7 +47,10 @@ async def test_the_champion_arrives_verified_and_predicts_as_trained(settings: S
     ref = await artifacts.publish(settings, artifacts.dump(model))
     await _announce(settings, _update(ref, 1, []), _update(ref, 1, ["champion"]))
 
-    client = ModelClient(settings)
+    # as a subscriber of the secured stack, which may read these two topics and no other
+    secrets = security.secured(settings.home)
+    reader = settings if secrets is None else secrets.settings("subscriber", settings)
+    client = ModelClient(reader)
     loaded = await client.load("fraud")
     assert (loaded.name, loaded.number) == ("fraud", 1)
     assert (loaded.model.predict_proba(X) == model.predict_proba(X)).all()
@@ -80,7 +85,10 @@ async def test_an_unreadable_update_is_skipped_not_fatal(settings: Settings) -> 
         await produce_signed(settings, [(value, key)])
     await _announce(settings, _update(ref, 1, ["champion"]))
 
-    client = ModelClient(settings)
+    # as a subscriber of the secured stack, which may read these two topics and no other
+    secrets = security.secured(settings.home)
+    reader = settings if secrets is None else secrets.settings("subscriber", settings)
+    client = ModelClient(reader)
     loaded = await client.load("fraud")
     assert (loaded.name, loaded.number) == ("fraud", 1)
     updates = client.updates()

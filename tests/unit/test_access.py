@@ -40,7 +40,7 @@ def test_only_the_registry_writes_models_and_the_outside_roles_are_narrow() -> N
     assert set(principals["producer"].writes) == {"events.raw", "labels.raw"}
     assert principals["producer"].reads == ()
     assert principals["subscriber"].writes == ()
-    assert set(principals["subscriber"].reads) == {"schemas", "models.updated", "models.artifacts"}
+    assert set(principals["subscriber"].reads) == {"models.updated", "models.artifacts"}
     assert set(principals["ops"].writes) == {"registry.commands", "training.requests"}
 
 
@@ -115,3 +115,21 @@ def test_client_configurations_for_java_and_kcat_carry_the_principal(tmp_path: P
     assert f"sasl.password={secrets.password('producer')}" in kcat
     with pytest.raises(ValueError, match="no credentials"):
         security.client_config(secrets, "mallory", "localhost:9092", "env")
+
+
+def test_only_the_prefix_s_own_grants_are_the_catalog_s_to_revoke() -> None:
+    settings = Settings(topic_prefix="p.")
+    topic, group = access.Resource.TOPIC, access.Resource.GROUP
+    literal, prefixed = access.Pattern.LITERAL, access.Pattern.PREFIXED
+    write = access.Operation.WRITE
+
+    def acl(principal: str, resource: access.Resource, name: str) -> access.Acl:
+        pattern = prefixed if resource == group else literal
+        return access.Acl(f"User:{principal}", resource, name, pattern, write)
+
+    assert access.owned(settings, acl("subscriber", topic, "p.models.updated"))
+    assert access.owned(settings, acl("serving", group, "p.serving"))
+    assert not access.owned(settings, acl("subscriber", topic, "p.v2.models.updated"))  # p.v2.'s
+    assert not access.owned(settings, acl("subscriber", topic, "q.models.updated"))
+    assert not access.owned(settings, acl("someone", topic, "p.models.updated"))  # not ours
+    assert not access.owned(settings, acl("serving", group, "p.serving.other"))
