@@ -1,10 +1,12 @@
 """Start, stop and inspect the local stack: Kafka (one broker, or a cluster of several on
 this machine) and one Redis server."""
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tideline import access, kafka
 from tideline.errors import StackError
 from tideline.settings import Settings
 
@@ -111,7 +113,15 @@ def up(settings: Settings, nodes: int | None = None, insecure: bool = False) -> 
         )
     if len(cluster) > 1:
         done.append(f"clients: TIDELINE_KAFKA_BOOTSTRAP={bootstrap(settings, len(cluster))}")
+    if cluster[0].secrets is not None:  # the catalog's ACLs for the configured prefix
+        asyncio.run(_grant(cluster[0].client_settings()))
+        done.append(f"granted the catalog's ACLs under {settings.topic_prefix!r}")
     return done
+
+
+async def _grant(settings: Settings) -> None:
+    async with kafka.admin_session(settings) as client:
+        await access.grant(client, settings)
 
 
 def reread(settings: Settings) -> Settings:

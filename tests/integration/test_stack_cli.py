@@ -59,6 +59,7 @@ def test_up_twice_topics_status_down(env: dict[str, str]) -> None:
     assert "kafka started on localhost:29092" in first.stdout
     assert "redis started on localhost:26379" in first.stdout
     assert "made a CA and credentials for every principal" in first.stdout  # secured
+    assert "granted the catalog's ACLs under 'tideline.'" in first.stdout
     assert stat.S_IMODE((home / "credentials").stat().st_mode) == 0o700
     pids = {p.name: p.read_text() for p in (home / "run").glob("*.pid")}
 
