@@ -27,7 +27,8 @@ def _encoded(topic: str, **fields: object) -> bytes:
 def _tail(settings: Settings, *args: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-m", "ops.cli", "monitor", "tail", "--from-beginning", *args],
-        env=launcher.environment(settings) | {"COLUMNS": "60"},
+        # as an operator of the secured stack: the `ops` principal's grants are enough
+        env=launcher.environment(settings) | {"COLUMNS": "60", "TIDELINE_KAFKA_PRINCIPAL": "ops"},
         capture_output=True,
         text=True,
         timeout=120,
