@@ -10,6 +10,9 @@ Families (classification / regression), each one entry of FAMILIES:
 - `river_linear`: river LogisticRegression / LinearRegression, the numbers imputed and scaled,
   learnt one row at a time, so it can keep learning between retrains
 
+A river model fitted again goes on learning where it stopped (`Library.online`): what
+the trainer's online line is made of (docs/models.md).
+
 A family belongs to a `Library`, one entry of LIBRARIES, which says how its models are
 fitted and scored; a family from a third library is one Library and one Family.
 """
@@ -314,6 +317,7 @@ class Library:
     # Every type its models' artifacts name, exactly (`artifacts.types_in`): a model file
     # naming any other is refused before it is built, since skops calls what a file names.
     types: frozenset[str]
+    online: bool  # does `fit` on a fitted model go on learning (True), or start over?
 
 
 # What any artifact is built of: skops' containers and numpy's arrays.
@@ -358,6 +362,7 @@ RIVER = Library(
             "river.stats.mean.Mean",
         }
     ),
+    online=True,
 )
 SKLEARN = Library(
     "scikit-learn",
@@ -375,6 +380,7 @@ SKLEARN = Library(
             "sklearn.preprocessing._encoders.OneHotEncoder",
         }
     ),
+    online=False,
 )
 LIBRARIES = (RIVER, SKLEARN)
 

@@ -10,12 +10,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tideline import evaluation
+from tideline.registry import Record
 
 
 @dataclass(frozen=True)
 class Policy:
     metric: str  # what decides, e.g. "f1" or "mae"
     margin: float  # how much better than the champion, in the metric's units
+
+
+def margin(policy: Policy, candidate: Record, champion: Record | None) -> float:
+    """The gain `candidate` needs: the policy's margin, or, for a step of the online line
+    that is champion (the same family learning on), no loss beyond it: the line keeps
+    serving what it has learnt since, unless that made it worse."""
+    if (
+        champion is not None
+        and candidate["trigger"]["kind"] == "online"
+        and candidate["family"] == champion["family"]
+    ):
+        return -policy.margin
+    return policy.margin
 
 
 @dataclass(frozen=True)

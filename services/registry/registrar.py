@@ -145,7 +145,9 @@ class Registrar:
     async def _judge(self, version: Record, model: Any) -> list[Record]:
         started = time.perf_counter()
         name, number, task = version["model_name"], version["version"], self.project.label.task
+        champion = self.registry.champion(name)
         policy = gate.Policy(self.own.gate_metric(task), self.own.margin)
+        policy = gate.Policy(policy.metric, gate.margin(policy, version, champion))
         try:
             holdout = await training.rebuild(self.settings, self.project, version["holdout"])
         except training.DatasetError as exc:  # Kafka's own errors stop us instead: redone
@@ -159,7 +161,6 @@ class Registrar:
         except Exception as exc:  # any failure to score its own holdout fails validation
             return self._rejected(version, f"validation failed: {exc}", challenger=False)
         champion_scores = None
-        champion = self.registry.champion(name)
         if champion is not None and champion["version"] != number:
             try:
                 theirs = await self._model(champion)

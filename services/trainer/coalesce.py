@@ -5,7 +5,8 @@ yet (it is waiting for post-drift labels, or about to read): that run will see t
 labels the trigger is about, so a burst of drift events, or a request sent twice, is one
 run. A trigger after the cut would be lost in it, so it is queued and starts the next
 run the moment this one ends; later triggers join the queued run. A drift trigger joins
-only a drift run: any other run trains on the old concept.
+only a drift run: any other run trains on the old concept. A step of the online line
+(`online`) is a run of its own, joined by nothing and joining nothing.
 
 Triggers that came from Kafka are committed only once resolved: when the run they
 started or joined has ended. `commit_offsets` says how far that is per partition.
@@ -26,7 +27,9 @@ class _Run:
     cut: bool = False  # its training data is read: a new trigger would not be in it
 
     def takes(self, trigger: Trigger) -> bool:
-        return not self.cut and (trigger.kind != "drift" or self.trigger.kind == "drift")
+        if self.cut or "online" in (trigger.kind, self.trigger.kind):
+            return False
+        return trigger.kind != "drift" or self.trigger.kind == "drift"
 
 
 class Coalescer:

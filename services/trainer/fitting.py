@@ -4,6 +4,7 @@ Pure (no Kafka), so a run can be redone in-process from a version's dataset
 references, and must give the same metrics.
 """
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +33,16 @@ class Fitted:
     openmp_threads: int  # what the fit's thread could start: the services' limit, if held
 
 
-def _check(project: Project, train: TrainingSet, holdout: TrainingSet, min_rows: int) -> None:
+def _check(
+    project: Project, train: TrainingSet, holdout: TrainingSet, min_rows: int, continuing: bool
+) -> None:
+    if continuing:  # a step of a model that has learnt before: any rows add to it
+        min_rows = 1
     if len(train.frame) < min_rows:
         raise TrainingError(f"{len(train.frame)} labelled rows to train on, at least {min_rows}")
     if len(holdout.frame) == 0:
         raise TrainingError("no labelled rows left for the holdout")
-    if project.label.task == "classification":
+    if project.label.task == "classification" and not continuing:
         classes = set(train.frame[project.label.field].astype(bool))
         if len(classes) < 2:
             raise TrainingError(f"the training rows hold a single class: {classes.pop()}")
@@ -59,12 +64,19 @@ def fit(
     train: TrainingSet,
     holdout: TrainingSet,
     min_rows: int,
+    start: Any | None = None,
 ) -> Fitted:
-    _check(project, train, holdout, min_rows)
+    """A new model of `family`; or `start` (a fitted model of it, left as it is) learning on
+    from where it stopped, when its library learns online."""
+    _check(project, train, holdout, min_rows, start is not None)
     task, label = project.label.task, project.label.field
     columns = learners.Columns.of(project)
     effective = learners.parameters(family, params)
-    model = learners.make(family, task, columns, effective)
+    if start is not None and not learners.library(start).online:
+        raise TrainingError(f"a {learners.library(start).name} model does not learn online")
+    model = (
+        learners.make(family, task, columns, effective) if start is None else copy.deepcopy(start)
+    )
     x_train = columns.frame(train.frame)
     threads = service.openmp_threads()
     started = time.perf_counter()

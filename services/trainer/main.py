@@ -10,6 +10,11 @@ SERVICE = service.Service(
     settings=TrainerSettings,
     consumes=(triggers.REQUESTS, triggers.DRIFT),
     produces=(runs.CANDIDATES, runs.STATUS),
-    reads=(catalog.topic("features"), stream.LABELS),  # training sets
+    reads=(
+        catalog.topic("features"),  # training sets
+        stream.LABELS,
+        catalog.topic("models.updated"),  # the online line's checkpoints
+        catalog.topic("models.artifacts"),
+    ),
     job=stream.job,
 )

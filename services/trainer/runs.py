@@ -1,8 +1,10 @@
 """A training run, from trigger to candidate: wait for labels (after a drift), read the
 training set and holdout, fit, publish the candidate; say on `trainer.status` what it
-is doing. A run that fails publishes no candidate, only the failure."""
+is doing. A run that fails publishes no candidate, only the failure. An `online` run is
+a step of the online line (services.trainer.online) instead of a new model."""
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -17,6 +19,7 @@ from tideline.settings import Settings
 
 from services.trainer import metrics
 from services.trainer.fitting import Fitted, TrainingError, fit
+from services.trainer.online import Line, start_of
 from services.trainer.settings import TrainerSettings
 from services.trainer.triggers import Trigger
 
@@ -38,6 +41,7 @@ class Trainer:
         self.settings, self.own, self.project = settings, own, project
         self.model_name, self.producer, self.code_version = model_name, producer, code_version
         self.candidates, self.statuses = CANDIDATES.bind(settings), STATUS.bind(settings)
+        self.line = Line(None, None, "")  # the online line, restored at start if there is one
 
     async def status(self, trigger: Trigger, state: str, message: str, **details: Any) -> None:
         strings = {k: str(v) for k, v in details.items()}
@@ -61,27 +65,38 @@ class Trainer:
         """One run to its end; True if a candidate was published. Never raises. `cut` is
         called once its training data is read: a trigger from then on is not in it."""
         started = time.perf_counter()
+        online = trigger.kind == "online"
+        step = self.line if online else Line(None, None, "")
+        family = self.own.online_family if online else self.own.family
+        assert family is not None  # online runs are scheduled only with an online family
+        if step.model is not None:  # its lineage, in the version's trigger
+            trigger = dataclasses.replace(trigger, id=f"{trigger.id}; continues {step.parent}")
         try:
-            found = await self._data(trigger)
+            found = await self._data(trigger, step)
             await cut()
-            await self.status(trigger, "training", f"training {self.own.family}")
+            doing = f"training {family}"
+            if step.model is not None:
+                doing = f"{family} learning on from {step.parent}"
+            await self.status(trigger, "training", doing)
+            rows = trigger.max_rows or self.own.window_rows
             train, holdout = training.cut(
-                found, trigger.max_rows or self.own.window_rows, self.own.holdout
+                found, None if step.model is not None else rows, self.own.holdout
             )
             fitted = await service.to_thread(
                 fit,
                 self.project,
-                self.own.family,
-                {**self.own.params, **trigger.params},
+                family,
+                {} if online else {**self.own.params, **trigger.params},
                 train,
                 holdout,
                 self.own.min_rows,
+                step.model,
             )
             for phase, seconds in fitted.seconds.items():
                 metrics.PHASE_SECONDS.labels(self.model_name, phase).observe(seconds)
             metrics.FIT_THREADS.labels(self.model_name).set(fitted.openmp_threads)
             publish_from = time.perf_counter()
-            candidate = self._candidate(trigger, train, holdout, fitted, started)
+            candidate = self._candidate(trigger, family, train, holdout, fitted, started)
             await self.producer.send_and_wait(
                 self.candidates.name,
                 self.candidates.encode(candidate),
@@ -90,6 +105,8 @@ class Trainer:
             metrics.PHASE_SECONDS.labels(self.model_name, "publish").observe(
                 time.perf_counter() - publish_from
             )
+            if online:  # published: the line's checkpoint, continued by the next step
+                self.line = Line(fitted.model, start_of(holdout), candidate["candidate_id"])
         except TrainingError as exc:
             return await self._failed(trigger, str(exc))
         except Exception as exc:  # a library's error fails the run, not the trainer
@@ -114,11 +131,12 @@ class Trainer:
         await self.status(trigger, "failed", reason)
         return False
 
-    async def _data(self, trigger: Trigger) -> training.Read:
+    async def _data(self, trigger: Trigger, step: Line) -> training.Read:
         if trigger.kind == "drift" and trigger.since is not None:
             return await self._await_labels(trigger, trigger.since)
         started = time.perf_counter()
-        since = trigger.since  # a follow-up: every post-drift label so far, no wait
+        # a follow-up: every post-drift label so far, no wait; a step: what it has not learnt
+        since = step.since if step.model is not None else trigger.since
         if since is None and self.own.window is not None:
             since = datetime.now(UTC) - self.own.window
         found = await training.read(self.settings, self.project, since)
@@ -160,6 +178,7 @@ class Trainer:
     def _candidate(
         self,
         trigger: Trigger,
+        family: str,
         train: training.TrainingSet,
         holdout: training.TrainingSet,
         fitted: Fitted,
@@ -169,7 +188,7 @@ class Trainer:
             "candidate_id": uuid.uuid4().hex,
             "model_name": self.model_name,
             "task": self.project.label.task,
-            "family": self.own.family,
+            "family": family,
             "params": fitted.params,
             "feature_names": self.project.features.names,
             "metrics": fitted.metrics,

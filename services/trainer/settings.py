@@ -38,6 +38,19 @@ class TrainerSettings(ServiceSettings):
         description="After a drift run, retrain on all post-drift labels once this many times"
         " DRIFT_LABELS have been written; [] for none. JSON, e.g. [2, 4, 8].",
     )
+    online_family: str | None = Field(
+        default=None,
+        description="A family that keeps learning (river_linear), trained beside"
+        " FAMILY: its line is continued on every ONLINE_LABELS new labels and each step"
+        " offered to the registry, whose gate keeps the better of the two as champion.",
+    )
+    online_labels: int = Field(
+        default=2_000,
+        gt=0,
+        description="The online line learns the labels written since its last step once this"
+        " many are in: smaller follows a drift sooner, and makes a version (an artifact on"
+        " models.artifacts) that much more often.",
+    )
     label_poll: Duration = Field(default=timedelta(seconds=2))
     schedule_every: Duration | None = Field(default=None, description="Retrain every so long.")
     schedule_labels: int | None = Field(

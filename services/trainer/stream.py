@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tideline import catalog, dlq, kafka, learners, service, streams
 from tideline.errors import DecodeError
 
-from services.trainer import metrics
+from services.trainer import metrics, online
 from services.trainer.coalesce import Coalescer
 from services.trainer.runs import Trainer
 from services.trainer.settings import TrainerSettings
@@ -54,9 +54,10 @@ class Triggers:
         schedule: Schedule,
         labels: Labels,
         follow_ups: FollowUps,
+        steps: online.Steps | None,
     ) -> None:
         self.decoder, self.trainer, self.schedule, self.labels = decoder, trainer, schedule, labels
-        self.follow_ups = follow_ups
+        self.follow_ups, self.steps = follow_ups, steps
         self.coalescer = Coalescer()
         self.starts: asyncio.Queue[Trigger] = asyncio.Queue()
         self._cut_at = 0  # labels written when the run in progress read its data
@@ -97,11 +98,15 @@ class Triggers:
     async def tick(self) -> streams.Outcome:
         idle = self.coalescer.running is None
         # labels are counted (a round trip to the broker) only when something counts them
-        counting = self.schedule.labels is not None or (idle and self.follow_ups.pending)
+        counting = self.schedule.labels is not None or (
+            idle and (self.follow_ups.pending or self.steps is not None)
+        )
         seen = await self.labels.seen() if counting else 0
         due = self.schedule.due(datetime.now(UTC), seen)
         if due is None and idle:
             due = self.follow_ups.due(seen)
+        if due is None and idle and self.steps is not None:
+            due = self.steps.due(seen)
         if due is not None:
             await self.offer(due)
         return streams.Outcome()
@@ -128,6 +133,8 @@ async def job(context: service.Context[TrainerSettings]) -> AsyncIterator[servic
     settings, own, definition = context.settings, context.own, context.project
     learners.parameters(own.family, own.params)  # an unknown family fails now, not at a run
     name = own.model_name or definition.name
+    if own.online_family is not None:
+        online.check(own.online_family)
     labels = context.topic(LABELS).name
     watcher = kafka.consumer(settings, group_id=None)  # end offsets of `labels`, for the schedule
     async with kafka.started(watcher):
@@ -137,8 +144,18 @@ async def job(context: service.Context[TrainerSettings]) -> AsyncIterator[servic
             own.schedule_every, own.schedule_labels, datetime.now(UTC), await counted.seen()
         )
         trainer = Trainer(settings, own, definition, name, context.producer, code_version())
+        steps = None
+        if own.online_family is not None:
+            trainer.line = await online.restore(settings, definition, name, own.online_family)
+            steps = online.Steps(own.online_labels, await counted.seen())
         decoder = Decoder(name, context.topic(REQUESTS), context.topic(DRIFT))
-        triggers = Triggers(decoder, trainer, schedule, counted, FollowUps(own.follow_ups))
+        triggers = Triggers(decoder, trainer, schedule, counted, FollowUps(own.follow_ups), steps)
         context.background(triggers.work())
-        log.info("training %s (%s) on %s", name, own.family, definition.features.version)
+        log.info(
+            "training %s (%s%s) on %s",
+            name,
+            own.family,
+            "" if own.online_family is None else f", online {own.online_family}",
+            definition.features.version,
+        )
         yield service.Job(triggers.handle, triggers.tick, triggers.committable)

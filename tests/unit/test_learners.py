@@ -45,6 +45,23 @@ def test_unknown_families_and_parameters_are_refused_by_name() -> None:
         learners.make("linear", "classification", COLUMNS, {"depth": "3"})
 
 
+def test_a_fitted_river_model_goes_on_learning_where_a_scikit_learn_one_starts_over() -> None:
+    rows = _categorical_rows(10, 600, seed=4)
+    x, labels = COLUMNS_KX.frame(rows), [_label("classification", r) for r in rows]
+    for family in ("river_linear", "linear"):
+        model = learners.make(family, "classification", COLUMNS_KX, {})
+        learners.fit(model, "classification", x.iloc[:300], labels[:300])
+        learners.fit(model, "classification", x.iloc[300:], labels[300:])
+        assert learners.library(model).online == (family == "river_linear")
+        if family == "river_linear":  # its scaler has counted all 600 rows, not the last 300
+            assert learnt(model) == 600
+
+
+def learnt(model: Any) -> int:
+    """How many rows a river_linear model has learnt: what its imputer has counted."""
+    return int(model.steps["StatImputer"].stats["x"].n)
+
+
 def test_numeric_references_bin_by_deciles() -> None:
     reference = distributions.numeric("x", [float(i) for i in range(100)] + [math.nan])
     assert reference["sample_size"] == 100
@@ -141,6 +158,7 @@ def test_trees_treelite_cannot_read_are_scored_by_scikit_learn(
 
 
 CARDINALITIES = (2, 10, 1_000, 100_000)
+COLUMNS_KX = learners.Columns(["x"], ["kind", "flag"])
 
 
 def _categorical_rows(cardinality: int, n: int, seed: int) -> list[dict[str, Any]]:
@@ -165,7 +183,7 @@ def _label(task: Task, row: dict[str, Any]) -> Any:
 def test_every_family_takes_categories_of_any_cardinality(
     family: str, task: Task, cardinality: int
 ) -> None:
-    columns = learners.Columns(["x"], ["kind", "flag"])
+    columns = COLUMNS_KX
     rows = _categorical_rows(cardinality, 4_000, seed=1)
     model = learners.make(family, task, columns, {})
     learners.fit(model, task, columns.frame(rows), [_label(task, r) for r in rows])

@@ -3,6 +3,7 @@ champion any subscriber can load; worse models are kept out; rollback; restart; 
 drift runs wait for the new concept; failures are reported, not published."""
 
 import asyncio
+import itertools
 import signal
 import subprocess
 import sys
@@ -364,3 +365,53 @@ async def test_without_a_trainer_a_request_says_so_in_time(settings: Settings) -
     await kafka.create_topics(settings)
     with pytest.raises(control.NoAnswerError, match="is `tideline run trainer` running"):
         await control.train(settings, control.TrainingOrder(NAME, "test"), timeout_s=2)
+
+
+async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restart(
+    settings: Settings, running: list[Service]
+) -> None:
+    online = {
+        "TIDELINE_TRAINER_ONLINE_FAMILY": "river_linear",
+        "TIDELINE_TRAINER_ONLINE_LABELS": "300",
+    }
+    start = await _stack(settings, running, rows=600, **online)
+    concept = synthetic.Concept(CARDS, seed=7)
+
+    async def more(seed: int, service: Service, steps: int) -> None:
+        at = start + timedelta(seconds=300 * (seed + 1))
+        await publish_labelled(settings, CARDS, 300, at, concept, seed=seed)
+        service.wait_for("tideline_trainer_runs_total", steps, timeout_s=120, outcome="published")
+
+    await more(1, running[0], 1)  # the first step: a new model on the window
+    await more(2, running[0], 2)  # then it learns on from there
+    running[1].wait_for("tideline_registry_candidates_total", 2)
+    running[0].stop(signal.SIGKILL)
+    restarted = start_service("trainer", settings, running, **online)
+    await more(3, restarted, 1)  # from the registry's newest step
+    running[1].wait_for("tideline_registry_candidates_total", 3)
+
+    state = await ModelClient(settings).registry()
+    versions = sorted(state.listing(), key=lambda v: v["version"])
+    assert [(v["family"], v["trigger"]["kind"]) for v in versions] == [
+        ("river_linear", "online")
+    ] * 3
+    assert versions[2]["trigger"]["id"].endswith("; continues v2")
+    sets = [
+        (
+            await training.rebuild(settings, CARDS, v["dataset"]),
+            await training.rebuild(settings, CARDS, v["holdout"]),
+        )
+        for v in versions
+    ]
+    for (_, holdout), (train, _) in itertools.pairwise(sets):  # each step starts where the
+        assert set(holdout.frame["event_id"]) <= set(train.frame["event_id"])  # last stopped
+    feature = learners.Columns.of(CARDS).numeric[0]
+    learnt_so_far = 0
+    for version, (train, _) in zip(versions, sets, strict=True):
+        learnt_so_far += int(train.frame[feature].notna().sum())
+        model = (await ModelClient(settings).load_version(version)).model
+        assert int(model.steps["StatImputer"].stats[feature].n) == learnt_so_far  # none twice
+    # a step of the line that is champion replaces it unless it got worse
+    champion = state.champion(NAME)
+    assert champion is not None
+    assert champion["version"] == 3

@@ -11,6 +11,7 @@ from tideline.training import TrainingSet
 from ops import synthetic
 from services.trainer.coalesce import Coalescer
 from services.trainer.fitting import TrainingError, fit
+from services.trainer.online import Steps, check
 from services.trainer.triggers import FollowUps, Schedule, Trigger
 
 from ...projects import EXAMPLES
@@ -169,3 +170,30 @@ def test_a_model_naming_undeclared_types_fails_its_run_with_them(
     train, holdout = _sets(300)
     with pytest.raises(TrainingError, match=r"names types no family declares: .*ExtraTrees"):
         fit(CARDS, "forest", {}, train, holdout, min_rows=10)
+
+
+def test_a_step_of_the_online_line_is_a_run_of_its_own() -> None:
+    coalescer = Coalescer()
+    assert coalescer.offer(Trigger("online", "300 labels written")) == "start"
+    assert coalescer.offer(_trigger("request", 0)) == "queued"  # a step trains no new model
+    assert coalescer.offer(_trigger("drift", 0)) == "queued"
+    queued = coalescer.finish()
+    assert queued is not None
+    assert queued.kind == "drift"
+    assert coalescer.offer(Trigger("online", "600 labels written")) == "queued"
+
+
+def test_online_steps_come_every_n_labels_written() -> None:
+    steps = Steps(300, seen=1_000)
+    assert steps.due(1_299) is None
+    first = steps.due(1_300)
+    assert first is not None
+    assert (first.kind, first.id) == ("online", "1300 labels written")
+    assert steps.due(1_599) is None
+    assert steps.due(1_650) is not None
+
+
+def test_a_model_that_cannot_learn_online_is_refused_as_the_online_family() -> None:
+    with pytest.raises(learners.LearnerError, match="does not learn online"):
+        check("linear")
+    check("river_linear")
