@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from tideline import learners, training
+from tideline.errors import TidelineError
 from tideline.models import ModelClient
 from tideline.project import Project
 from tideline.settings import Settings
@@ -72,9 +73,9 @@ async def restore(settings: Settings, project: Project, name: str, family: str) 
     newest = mine[-1]
     try:
         holdout = await training.rebuild(settings, project, newest["holdout"])
-    except training.DatasetError as exc:  # past retention: the line starts over
+        loaded = await client.load_version(newest)
+    except TidelineError as exc:  # past retention, a missing or untrusted artifact
         log.warning("the online line starts over: v%d cannot resume: %s", newest["version"], exc)
         return Line(None, None, "")
-    loaded = await client.load_version(newest)
     log.info("the online line continues v%d", newest["version"])
     return Line(loaded.model, start_of(holdout), f"v{newest['version']}")

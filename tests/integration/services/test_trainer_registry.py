@@ -20,12 +20,23 @@ from tideline.settings import Settings
 from ops import control, synthetic
 from services.trainer.fitting import fit
 
+from ...examples import example
 from ...projects import EXAMPLES
-from .running import WEAK, Service, collect, environment, produce, publish_labelled, start_service
+from .running import (
+    WEAK,
+    Service,
+    collect,
+    environment,
+    produce,
+    produce_signed,
+    publish_labelled,
+    start_service,
+)
 
 pytestmark = pytest.mark.integration
 
 CARDS = project.load(EXAMPLES[0])
+CARDS_CONCEPT = synthetic.Concept(CARDS, seed=7)
 NAME = CARDS.name
 CANDIDATE = schemas.load("tideline.ModelCandidate")
 DRIFT = schemas.load("tideline.DriftEvent")
@@ -415,3 +426,26 @@ async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restar
     champion = state.champion(NAME)
     assert champion is not None
     assert champion["version"] == 3
+
+
+async def test_an_online_version_that_cannot_be_resumed_starts_the_line_over(
+    settings: Settings, running: list[Service]
+) -> None:
+    # signed as the registry signs, its holdout real rows, but its artifact not there
+    await kafka.create_topics(settings)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    await publish_labelled(settings, CARDS, 600, start, CARDS_CONCEPT)
+    update = example(UPDATES.schema().parsed)
+    update["model"] |= {"model_name": NAME, "family": "river_linear", "version": 1}
+    update["model"]["holdout"] = (await training.build(settings, CARDS, start)).ref
+    update["model"]["artifact"] |= {"topic": artifacts.TOPIC.full_name(settings)}
+    await produce_signed(settings, [(serde.encode(UPDATES.schema(), update), f"{NAME}:1".encode())])
+    online = {
+        "TIDELINE_TRAINER_ONLINE_FAMILY": "river_linear",
+        "TIDELINE_TRAINER_ONLINE_LABELS": "300",
+    }
+    trainer = start_service("trainer", settings, running, **online)  # it starts: no crash loop
+    await publish_labelled(settings, CARDS, 300, start + timedelta(seconds=600), CARDS_CONCEPT)
+    trainer.wait_for("tideline_trainer_runs_total", 1, timeout_s=120, outcome="published")
+    statuses = [s for s in await _statuses(settings) if s["trigger"]["kind"] == "online"]
+    assert "continues" not in statuses[-1]["trigger"]["id"]  # a new line, not the forged one
