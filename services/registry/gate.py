@@ -19,8 +19,8 @@ class Policy:
     margin: float  # how much better than the champion, in the metric's units
 
 
-def margin(policy: Policy, candidate: Record, champion: Record | None) -> float:
-    """The gain `candidate` needs: the policy's margin, or, for a step of the online line
+def margin(base: float, candidate: Record, champion: Record | None) -> float:
+    """The gain `candidate` needs: `base`, the registry's margin, or, for a step of the online line
     that is champion (the same family learning on), no loss beyond it: the line keeps
     serving what it has learnt since, unless that made it worse."""
     if (
@@ -28,8 +28,8 @@ def margin(policy: Policy, candidate: Record, champion: Record | None) -> float:
         and candidate["trigger"]["kind"] == "online"
         and candidate["family"] == champion["family"]
     ):
-        return -policy.margin
-    return policy.margin
+        return -base
+    return base
 
 
 @dataclass(frozen=True)

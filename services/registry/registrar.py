@@ -146,8 +146,8 @@ class Registrar:
         started = time.perf_counter()
         name, number, task = version["model_name"], version["version"], self.project.label.task
         champion = self.registry.champion(name)
-        policy = gate.Policy(self.own.gate_metric(task), self.own.margin)
-        policy = gate.Policy(policy.metric, gate.margin(policy, version, champion))
+        needed = gate.margin(self.own.margin, version, champion)
+        policy = gate.Policy(self.own.gate_metric(task), needed)
         try:
             holdout = await training.rebuild(self.settings, self.project, version["holdout"])
         except training.DatasetError as exc:  # Kafka's own errors stop us instead: redone

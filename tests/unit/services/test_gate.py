@@ -66,7 +66,7 @@ def test_a_champion_that_cannot_score_the_holdout_gives_way() -> None:
 def test_a_step_of_the_online_champion_needs_no_gain_only_no_loss_beyond_the_margin() -> None:
     online = {"trigger": {"kind": "online", "id": "600 labels written"}, "family": "river_linear"}
     batch = {"trigger": {"kind": "drift", "id": "d0"}, "family": "gradient_boosting"}
-    assert margin(F1, online, online) == -0.02  # the line learning on
-    assert margin(F1, online, batch) == 0.02  # the line challenging a batch champion
-    assert margin(F1, batch, online) == 0.02  # a retrain challenging the line
-    assert margin(F1, online, None) == 0.02
+    assert margin(F1.margin, online, online) == -0.02  # the line learning on
+    assert margin(F1.margin, online, batch) == 0.02  # the line challenging a batch champion
+    assert margin(F1.margin, batch, online) == 0.02  # a retrain challenging the line
+    assert margin(F1.margin, online, None) == 0.02
