@@ -72,7 +72,8 @@ class Report:
     topic_prefix: str
     onset: float = 0.0  # wall clock of the first event after the drift point
     drift_events: list[Record] = field(default_factory=list)
-    retrains: int = 0  # published runs after the first model
+    retrains: int = 0  # published runs after the first model, but the online line's
+    online_steps: int = 0  # the online line's published steps (docs/models.md)
     promotions: list[int] = field(default_factory=list)  # versions promoted after the first
     first_served: dict[int, float] = field(default_factory=dict)  # version -> wall clock
     accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)  # bucket: (acc, n)
@@ -260,6 +261,8 @@ def _accuracy(rows: list[tuple[str, int, bool]]) -> tuple[float, int]:
 def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> None:
     report = observer.report
     rows = _served_ok(traffic, observer.served)
+    served = (e for e, phase in traffic.phase.items() if phase != "bootstrap")  # in sent order
+    planned = set(itertools.islice(served, plan.before + plan.after))
     after = [r for r in rows if r[0] == "after"]
     newer = sorted({v for _, v, _ in after if v != first})
     report.accuracy = {
@@ -268,10 +271,14 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
         "after it, the new champion": _accuracy([r for r in after if r[1] in newer]),
         f"the last {plan.last_window} served": _accuracy(after[-plan.last_window :]),
         "prequential, from the first model on": _accuracy([r for r in rows if r[0] != "bootstrap"]),
+        # the same, over the plan's events only: the stream goes on while the loop lags
+        "prequential, the plan's events": _accuracy(
+            _served_ok(traffic, [s for s in observer.served if s[0] in planned])
+        ),
     }
-    report.retrains = sum(
-        s["state"] == "published" and s["trigger"]["kind"] != "request" for s in observer.statuses
-    )
+    published = [s["trigger"]["kind"] for s in observer.statuses if s["state"] == "published"]
+    report.retrains = sum(kind not in ("request", "online") for kind in published)
+    report.online_steps = published.count("online")
     report.promotions = [
         u["model"]["version"]
         for u in observer.updates

@@ -35,7 +35,9 @@ def sha256(data: bytes) -> str:
 
 
 def dump(model: Any) -> bytes:
-    return bytes(skops.io.dumps(model))
+    # deflated: a river tree's file is mostly repeated JSON, many times smaller so
+    with learners.written(model) as written:
+        return bytes(skops.io.dumps(written, compression=zipfile.ZIP_DEFLATED))
 
 
 def types_in(data: bytes) -> set[str]:
@@ -79,7 +81,7 @@ def load(data: bytes, expected_sha256: str, also: Iterable[str] = ()) -> Any:
     if untrusted:
         raise ArtifactError(f"artifact holds types no model family is made of: {untrusted}")
     try:
-        return skops.io.loads(data, trusted=sorted(types))
+        return learners.loaded(skops.io.loads(data, trusted=sorted(types)))
     except Exception as exc:  # a malformed file must cost a refusal, not the service
         raise ArtifactError(f"artifact cannot be read: {type(exc).__name__}: {exc}") from exc
 

@@ -9,6 +9,8 @@ Families (classification / regression), each one entry of FAMILIES:
 - `linear`: scikit-learn LogisticRegression / Ridge
 - `river_linear`: river LogisticRegression / LinearRegression, the numbers imputed and scaled,
   learnt one row at a time, so it can keep learning between retrains
+- `river_tree`: river's Hoeffding Adaptive Tree (classification only), categories as
+  ordinal codes, learnt one row at a time as `river_linear` is
 
 A river model fitted again goes on learning where it stopped (`Library.online`): what
 the trainer's online line is made of (docs/models.md).
@@ -17,10 +19,11 @@ A family belongs to a `Library`, one entry of LIBRARIES, which says how its mode
 fitted and scored; a family from a third library is one Library and one Family.
 """
 
+import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,9 +35,11 @@ import treelite.sklearn
 import yaml
 from river import base as river_base
 from river import compose as river_compose
+from river import drift as river_drift
 from river import linear_model as river_linear
 from river import preprocessing as river_preprocessing
 from river import stats as river_stats
+from river import tree as river_tree
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -150,15 +155,110 @@ def _river(estimator: Callable[..., Any]) -> Callable[[Columns, dict[str, Any]],
     return make
 
 
+def _river_tree(columns: Columns, params: dict[str, Any]) -> Any:
+    # HDDM_A for the tree's default ADWIN, which is native code skops cannot write (as
+    # accurate on drifting Agrawal: docs/models.md); categories as ordinal codes, since
+    # the tree's own nominal splitter holds a dict skops cannot read back
+    parts = []
+    if columns.numeric:
+        parts.append(
+            river_compose.Select(*columns.numeric)
+            | river_preprocessing.StatImputer(  # type: ignore[no-untyped-call]
+                *((n, river_stats.Mean()) for n in columns.numeric)
+            )
+        )
+    if columns.categorical:
+        parts.append(
+            river_compose.Select(*columns.categorical) | river_preprocessing.OrdinalEncoder()
+        )
+    prepare = parts[0] if len(parts) == 1 else river_compose.TransformerUnion(*parts)
+    # a binary detector, which river's annotation (DriftDetector) does not name
+    detector: Any = river_drift.binary.HDDMA()  # type: ignore[no-untyped-call]
+    return prepare | river_tree.HoeffdingAdaptiveTreeClassifier(drift_detector=detector, **params)
+
+
+def _tree(model: Any) -> Any | None:
+    """The Hoeffding Adaptive Tree at the end of a river pipeline, or None."""
+    estimator = (
+        list(model.steps.values())[-1] if isinstance(model, river_compose.Pipeline) else None
+    )
+    return estimator if isinstance(estimator, river_tree.HoeffdingAdaptiveTreeClassifier) else None
+
+
+_GENERATORS = ("rng", "_rng")  # what river's nodes and distributions call theirs
+_CACHES = ("_plan", "_last_step_cached")  # a river Pipeline's, rebuilt when None
+
+
+def _objects(root: Any) -> Iterator[Any]:
+    """Every object `root` holds, itself included, each once."""
+    seen, pending = set(), [root]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen or isinstance(item, str | int | float | bool | type(None)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            pending += item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending += item
+        elif hasattr(item, "__dict__"):
+            yield item
+            pending += vars(item).values()
+
+
+def _left_out(model: Any) -> Iterator[tuple[Any, str]]:
+    """(object, attribute) of what `written` leaves out of a river model."""
+    tree = _tree(model)
+    for item in _objects(model) if isinstance(model, river_base.Estimator) else ():
+        if isinstance(item, river_compose.Pipeline):
+            yield from ((item, a) for a in _CACHES)
+        elif tree is not None and item is not tree:
+            yield from ((item, a) for a in _GENERATORS if a in vars(item))
+
+
+@contextlib.contextmanager
+def written(model: Any) -> Iterator[Any]:
+    """`model` as its artifact holds it. skops writes an object again at each reference
+    to it, so what river models hold more than once is left out while the model is
+    written, and put back after:
+    - a Pipeline's plan caches (its last step twice more), rebuilt on first use;
+    - a tree's random generators: every leaf holds the tree's, every Gaussian of its
+      splitters one of its own, drawn from only when sampled, which a tree never does.
+      625 numbers each, they were 95% of a tree's file and seconds of an online step.
+    `loaded` gives a tree read back its own generator in each of those places."""
+    held = [(o, a, getattr(o, a)) for o, a in _left_out(model)]
+    for owner, attribute, _ in held:
+        setattr(owner, attribute, None)
+    try:
+        yield model
+    finally:
+        for owner, attribute, value in held:
+            setattr(owner, attribute, value)
+
+
+def loaded(model: Any) -> Any:
+    """A model read back from its artifact, as `written` left it out: usable as it was."""
+    tree = _tree(model)
+    if tree is None:  # a pipeline rebuilds its caches itself
+        return model
+    for owner, attribute in list(_left_out(model)):
+        if attribute in _GENERATORS and getattr(owner, attribute) is None:
+            setattr(owner, attribute, tree._rng)
+    return model
+
+
 def _river_row(row: Mapping[Any, Any], numeric: Collection[str]) -> dict[str, Any]:
     # a number is a float, None when missing (the model's imputer fills it); a category
-    # is a one-hot key of the int 1, none when missing
+    # is its text (None when missing), for a model that encodes it, and a one-hot key of
+    # the int 1 (none when missing), for one that takes it as it is
     out: dict[str, Any] = {}
     for name, value in row.items():
         if name in numeric:
             out[name] = None if value is None or value != value else float(value)
-        elif isinstance(value, str):
-            out[f"{name}={value}"] = 1
+        else:
+            out[name] = value if isinstance(value, str) else None
+            if isinstance(value, str):
+                out[f"{name}={value}"] = 1
     return out
 
 
@@ -286,7 +386,11 @@ class PipelineRows:
 
 def _river_fit(model: Any, task: Task, x: pd.DataFrame, y: np.ndarray[Any, Any]) -> Any:
     numeric = _numeric(x)
-    for row, target in zip(x.to_dict("records"), y.tolist(), strict=True):
+    # classes as 0 and 1, not False and True: a tree keys its counts by class, and skops
+    # reads a dict's key False back as bool("False"), which is True (scores look up
+    # True, which finds 1)
+    targets = y.astype(int).tolist() if task == "classification" else y.tolist()
+    for row, target in zip(x.to_dict("records"), targets, strict=True):
         model.learn_one(_river_row(row, numeric), target)
     return model
 
@@ -439,6 +543,29 @@ FAMILIES: dict[str, Family] = {
             }
         ),
     ),
+    "river_tree": Family(
+        RIVER,
+        # river's regression trees hold classes skops cannot write (`__slots__`)
+        {"classification": _river_tree},
+        {"seed": "0"},  # as gradient_boosting's random_state
+        frozenset(
+            {
+                "builtins.bool",
+                "builtins.set",
+                "collections.defaultdict",
+                "random.Random",
+                "river.compose.select.Select",
+                "river.drift.binary.hddm_a.HDDMA",
+                "river.preprocessing.ordinal.OrdinalEncoder",
+                "river.proba.gaussian.Gaussian",
+                "river.stats.var.Var",
+                "river.tree.hoeffding_adaptive_tree_classifier.HoeffdingAdaptiveTreeClassifier",
+                "river.tree.nodes.hatc_nodes.AdaLeafClassifier",
+                "river.tree.nodes.hatc_nodes.AdaNumBinaryBranchClass",
+                "river.tree.splitter.gaussian_splitter.GaussianSplitter",
+            }
+        ),
+    ),
     "river_linear": Family(
         RIVER,
         {
@@ -472,6 +599,8 @@ def parameters(family: str, params: Mapping[str, str]) -> dict[str, str]:
 def make(family: str, task: Task, columns: Columns, params: Mapping[str, str]) -> Any:
     """An untrained model of `family` for `task`."""
     chosen = parameters(family, params)
+    if task not in FAMILIES[family].make:
+        raise LearnerError(f"{family} does not do {task}; it does {sorted(FAMILIES[family].make)}")
     try:
         return FAMILIES[family].make[task](columns, _params(chosen))
     except (TypeError, ValueError, yaml.YAMLError) as exc:

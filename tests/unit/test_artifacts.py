@@ -23,7 +23,7 @@ from tideline.settings import Settings
 
 from ops import synthetic
 
-from ..projects import EXAMPLES
+from ..projects import FAMILY_EXAMPLES
 
 X = np.random.default_rng(0).random((60, 3))
 Y = np.arange(60) % 2
@@ -78,8 +78,7 @@ def test_chunks_reassemble_and_name_every_piece() -> None:
         artifacts.assemble(ref, short)  # a size that differs is said so, not as a sha256
 
 
-@pytest.mark.parametrize("family", sorted(learners.FAMILIES))
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(("family", "path"), FAMILY_EXAMPLES)
 def test_every_family_of_every_example_loads_and_scores_the_same(family: str, path: Path) -> None:
     definition = project.load(path)
     columns, task = learners.Columns.of(definition), definition.label.task

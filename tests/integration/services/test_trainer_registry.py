@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from river.preprocessing import StatImputer
 from tideline import artifacts, kafka, learners, project, schemas, serde, training
 from tideline.models import UPDATES, ModelClient
 from tideline.settings import Settings
@@ -378,11 +379,12 @@ async def test_without_a_trainer_a_request_says_so_in_time(settings: Settings) -
         await control.train(settings, control.TrainingOrder(NAME, "test"), timeout_s=2)
 
 
+@pytest.mark.parametrize("family", ["river_linear", "river_tree"])
 async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restart(
-    settings: Settings, running: list[Service]
+    settings: Settings, running: list[Service], family: str
 ) -> None:
     online = {
-        "TIDELINE_TRAINER_ONLINE_FAMILY": "river_linear",
+        "TIDELINE_TRAINER_ONLINE_FAMILY": family,
         "TIDELINE_TRAINER_ONLINE_LABELS": "300",
     }
     start = await _stack(settings, running, rows=600, **online)
@@ -403,9 +405,7 @@ async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restar
 
     state = await ModelClient(settings).registry()
     versions = sorted(state.listing(), key=lambda v: v["version"])
-    assert [(v["family"], v["trigger"]["kind"]) for v in versions] == [
-        ("river_linear", "online")
-    ] * 3
+    assert [(v["family"], v["trigger"]["kind"]) for v in versions] == [(family, "online")] * 3
     assert versions[2]["trigger"]["id"].endswith("; continues v2")
     sets = [
         (
@@ -421,11 +421,14 @@ async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restar
     for version, (train, _) in zip(versions, sets, strict=True):
         learnt_so_far += int(train.frame[feature].notna().sum())
         model = (await ModelClient(settings).load_version(version)).model
-        assert int(model.steps["StatImputer"].stats[feature].n) == learnt_so_far  # none twice
-    # a step of the line that is champion replaces it unless it got worse
+        imputer = next(o for o in learners._objects(model) if type(o) is StatImputer)
+        assert int(imputer.stats[feature].n) == learnt_so_far  # none twice
+    # a step of the line that is champion replaces it unless it got worse: the linear
+    # model gets better on each step of this concept; a tree's step may be worse on its
+    # 60 holdout rows by more than the margin (test_gate has the rule itself)
     champion = state.champion(NAME)
     assert champion is not None
-    assert champion["version"] == 3
+    assert champion["version"] == 3 if family == "river_linear" else champion["version"] in (2, 3)
 
 
 async def test_an_online_version_that_cannot_be_resumed_starts_the_line_over(
