@@ -421,7 +421,7 @@ async def test_the_online_line_learns_every_new_label_and_resumes_after_a_restar
     for version, (train, _) in zip(versions, sets, strict=True):
         learnt_so_far += int(train.frame[feature].notna().sum())
         model = (await ModelClient(settings).load_version(version)).model
-        imputer = next(o for o in learners._objects(model) if type(o) is StatImputer)
+        imputer: Any = next(o for o in learners._objects(model) if type(o) is StatImputer)
         assert int(imputer.stats[feature].n) == learnt_so_far  # none twice
     # a step of the line that is champion replaces it unless it got worse: the linear
     # model gets better on each step of this concept; a tree's step may be worse on its
