@@ -6,8 +6,9 @@ Run against a running stack: .venv/bin/python benchmarks/adaptation.py
 
 Streams: benchmarks/drifting.py's, each with a project of its fields
 (`drifting.project`). The plan is the demo's: 3,000 bootstrap events, 3,000 under the
-first concept, then the drift point and 10,000 more (gradual: 2,000 events wide), labels
-1,200 events late at every rate (`--label-delay`, in events).
+first concept, then the drift point and 10,000 more (gradual: 2,000 events wide;
+recurring: back to the first concept 5,000 events after the drift point), labels 1,200
+events late at every rate (`--label-delay`, in events).
 
 - Platform: `tideline demo`'s loop with this stream: events through ingest, the
   feature store, serving, the monitor, the trainer and the registry. With `--online`,
@@ -77,8 +78,8 @@ def _plan(rate: int, label_delay: int, drift: bool) -> demo.Plan:
 def _data(stream: str, kind: str, seed: int, plan: demo.Plan) -> list[Point]:
     # the demo streams up to as many events again after the drift point while the loop
     # catches up: enough for that
-    total = plan.bootstrap + plan.before + 2 * plan.after
-    return points(stream, kind, seed, total, plan.bootstrap + plan.before, WIDTH)
+    total, at = plan.bootstrap + plan.before + 2 * plan.after, plan.bootstrap + plan.before
+    return points(stream, kind, seed, total, at, WIDTH, back=at + plan.after // 2)
 
 
 def platform(path: Path, data: list[Point], plan: demo.Plan) -> demo.Report:
@@ -221,9 +222,11 @@ def main(
     runs: int = typer.Option(1, help="runs a case, seeds 0 on"),
     label_delay: int = typer.Option(1200, help="events a label comes after its event"),
     online: str = typer.Option("river_tree", help="the trainer's online family; '' for none"),
+    online_labels: int = typer.Option(2000, help="labels between the online line's steps"),
 ) -> None:
-    if online:
+    if online:  # the services see the benchmark's environment (ops.launcher)
         os.environ["TIDELINE_TRAINER_ONLINE_FAMILY"] = online
+        os.environ["TIDELINE_TRAINER_ONLINE_LABELS"] = str(online_labels)
     else:
         os.environ.pop("TIDELINE_TRAINER_ONLINE_FAMILY", None)
     columns = ["platform", "batch", *IN_PROCESS]

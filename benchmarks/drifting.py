@@ -9,7 +9,7 @@ Streams, each drifting where the generator has concepts:
   RandomRBFDrift's centroids); their control does not move;
 
 as `abrupt`, `gradual` (as river's ConceptDriftStream, along a sigmoid), `recurring`
-(back to the first concept halfway from the drift to the end) and `control` (no drift).
+(back to the first concept later) and `control` (no drift).
 """
 
 import itertools
@@ -70,9 +70,12 @@ def _named(x: dict[Any, Any]) -> dict[str, Any]:
     return {f"x{k}" if isinstance(k, int) else str(k): v for k, v in x.items()}
 
 
-def points(stream: str, kind: str, seed: int, events: int, at: int, width: int) -> list[Point]:
+def points(
+    stream: str, kind: str, seed: int, events: int, at: int, width: int, back: int | None = None
+) -> list[Point]:
     """`events` points of `stream`, drifting as `kind` says at event `at` (over `width`
-    events if gradual)."""
+    events if gradual; recurring: back to the first concept at event `back`, by default
+    halfway from `at` to the end)."""
     make, _ = STREAMS[stream]
     found: Iterator[tuple[dict[Any, Any], Any]]
     if kind in ("control", "moving"):
@@ -81,8 +84,8 @@ def points(stream: str, kind: str, seed: int, events: int, at: int, width: int) 
         found = itertools.chain(itertools.islice(make(0, seed), at), make(1, seed + 1))
     elif kind == "gradual":
         found = _gradual(make(0, seed), make(1, seed + 1), at, width, seed)
-    else:  # recurring: the first concept again halfway from the drift to the end
-        back = (at + events) // 2
+    else:
+        back = (at + events) // 2 if back is None else back
         found = itertools.chain(
             itertools.islice(make(0, seed), at),
             itertools.islice(make(1, seed + 1), back - at),

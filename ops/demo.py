@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from tideline import catalog, dlq, kafka, project, streams
+from tideline import catalog, dlq, kafka, models, project, streams
 from tideline.settings import Settings
 
 import services
@@ -300,6 +300,18 @@ def _conclude(traffic: Traffic, observer: Observer, first: int, plan: Plan) -> N
         report.events_to_new_champion = min(by_new)
 
 
+async def _first_champion(settings: Settings, name: str, outcome: control.TrainingOutcome) -> int:
+    """The champion once the first model is judged: it, or the online line's step that
+    came first and that it did not beat (TIDELINE_TRAINER_ONLINE_FAMILY)."""
+    action = None if outcome.decision is None else outcome.decision["action"]
+    if outcome.decision is not None and action == "promoted":
+        return int(outcome.decision["model"]["version"])
+    champion = (await models.ModelClient(settings).registry()).champion(name)
+    if action != "challenger" or champion is None:
+        raise TimeoutError(f"the first model was not promoted: {outcome}")
+    return int(champion["version"])
+
+
 async def _wait_metric(port: int, sample: str, total: float, **labels: str) -> None:
     await asyncio.to_thread(launcher.wait_metric, port, sample, total, labels=labels)
 
@@ -344,9 +356,7 @@ async def loop(
                 outcome = await control.train(
                     settings, control.TrainingOrder(definition.name, "demo", "bootstrap")
                 )
-                if outcome.decision is None or outcome.decision["action"] != "promoted":
-                    raise TimeoutError(f"the first model was not promoted: {outcome}")
-                first = outcome.decision["model"]["version"]
+                first = await _first_champion(settings, definition.name, outcome)
                 await _wait_metric(
                     ports["serving"],
                     "tideline_serving_model_version",
