@@ -4,6 +4,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from aiokafka.helpers import create_ssl_context
 
 from tideline import access, catalog
 from tideline.errors import StackError
-from tideline.settings import Settings
+from tideline.settings import KAFKA_CONNECTION, Settings
 
 
 def connection(settings: Settings) -> dict[str, Any]:
@@ -96,6 +97,102 @@ async def started(*clients: AIOKafkaConsumer | AIOKafkaProducer) -> AsyncIterato
             await client.start()
             stack.push_async_callback(client.stop)
         yield
+
+
+# How long a reader's fetch waits on the broker for new records. Readers read up to ends
+# already there, so none needs to wait; and a consumer stops only once its fetch in
+# flight returns (500 ms by default).
+READ_WAIT_MS = 20
+
+
+class Readers:
+    """Started consumers without a group, lent to one borrower at a time and kept for the
+    next, and one admin client: a service reads offset ranges (a data set, an artifact)
+    again and again, and each new client costs a TLS and SCRAM handshake with every broker
+    it talks to, and a metadata round trip (0.1 to 0.2 s here, each time)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = _who(settings)
+        self.idle: list[AIOKafkaConsumer] = []
+        self.admin: AIOKafkaAdminClient | None = None
+
+    def serves(self, settings: Settings) -> bool:
+        return _who(settings) == self.key
+
+    async def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for client in idle:
+            await client.stop()
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
+
+
+def _who(settings: Settings) -> tuple[Any, ...]:
+    """Which cluster, as whom: clients of equal ones are interchangeable."""
+    fields = ("kafka_bootstrap", *sorted(KAFKA_CONNECTION), "kafka_ssl_certfile")
+    return tuple(getattr(settings, f) for f in fields)
+
+
+_readers: ContextVar[Readers | None] = ContextVar("readers", default=None)
+
+
+@asynccontextmanager
+async def readers(settings: Settings) -> AsyncIterator[Readers]:
+    """Within it (and in tasks started within it), `reader` and `administered` for these
+    settings lend clients that are kept; they are stopped on the way out."""
+    pool = Readers(settings)
+    token = _readers.set(pool)
+    try:
+        yield pool
+    finally:
+        _readers.reset(token)
+        await pool.close()
+
+
+def _pool(settings: Settings) -> Readers | None:
+    pool = _readers.get()
+    return pool if pool is not None and pool.serves(settings) else None
+
+
+@asynccontextmanager
+async def reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer without a group, to assign and seek as the borrower needs: one of
+    the open `readers`' if there are, else a new one, stopped afterwards."""
+    pool = _pool(settings)
+    if pool is None:
+        client = consumer(settings, group_id=None, fetch_max_wait_ms=READ_WAIT_MS)
+        async with started(client):
+            yield client
+        return
+    if pool.idle:
+        client = pool.idle.pop()
+    else:
+        client = consumer(settings, group_id=None, fetch_max_wait_ms=READ_WAIT_MS)
+        await client.start()
+    try:
+        yield client
+    except BaseException:
+        await client.stop()  # whatever it was doing is unknown: it is not lent again
+        raise
+    # paused, an idle one fetches nothing; the next borrower's `assign` replaces it all
+    client.pause(*client.assignment())
+    pool.idle.append(client)
+
+
+@asynccontextmanager
+async def administered(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client: the open `readers`' (shared: requests are independent),
+    or a new one closed afterwards."""
+    pool = _pool(settings)
+    if pool is None:
+        async with admin_session(settings) as client:
+            yield client
+        return
+    if pool.admin is None:
+        pool.admin = admin(settings)
+        await pool.admin.start()
+    yield pool.admin
 
 
 # How long an admin request is retried on retriable errors before it fails.
@@ -312,7 +409,7 @@ async def require(settings: Settings, *topics: catalog.Topic) -> None:
 async def partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partitions; StackError if it does not exist (a reader of it would
     otherwise wait on nothing until cancelled)."""
-    async with admin_session(settings) as client:
+    async with administered(settings) as client:
         (described,) = await client.describe_topics([topic])
     if described["error_code"] or not described["partitions"]:
         raise StackError(

@@ -150,6 +150,7 @@ async def serve(declared: Service[S]) -> None:
     derived = definition.derived_schemas
     writes = [t.bind(settings, derived).schema for t in (*declared.produces, dlq.TOPIC)]
     async with (
+        kafka.readers(settings),  # the job's range reads reuse their clients
         kafka.started(producer),
         schema_store.opened(settings, declared.name, derived.values(), writes, producer),
     ):

@@ -171,9 +171,7 @@ async def offset_ranges(
     Without bounds: from the first record there is to the end.
     """
     partitions = [TopicPartition(topic, p) for p in await kafka.partitions(settings, topic)]
-    consumer = kafka.consumer(settings, group_id=None)
-    await consumer.start()
-    try:
+    async with kafka.reader(settings) as consumer:
         firsts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
 
@@ -186,8 +184,6 @@ async def offset_ranges(
             return {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in partitions}
 
         starts, stops = await at(since_ms, firsts), await at(until_ms, ends)
-    finally:
-        await consumer.stop()
     return [
         OffsetRange(topic, tp.partition, starts[tp], max(starts[tp], stops[tp]))
         for tp in partitions
@@ -196,14 +192,12 @@ async def offset_ranges(
 
 async def read_ranges(
     settings: Settings, ranges: list[OffsetRange]
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+) -> AsyncGenerator[ConsumerRecord[bytes, bytes], None]:
     """Every record in `ranges`, each partition in offset order."""
     remaining = {TopicPartition(r.topic, r.partition): r for r in ranges if r.start < r.end}
     if not remaining:
         return
-    consumer = kafka.consumer(settings, group_id=None)
-    await consumer.start()
-    try:
+    async with kafka.reader(settings) as consumer:
         consumer.assign(list(remaining))
         for tp, r in remaining.items():
             consumer.seek(tp, r.start)
@@ -215,10 +209,11 @@ async def read_ranges(
                 for message in messages:
                     if message.offset < end:
                         yield message
-                if messages and messages[-1].offset + 1 >= end:
+            # by position, not the last record's offset: compaction may have removed the
+            # range's last records, and a transaction's marker is none
+            for tp, r in list(remaining.items()):
+                if await consumer.position(tp) >= r.end:
                     del remaining[tp]
-    finally:
-        await consumer.stop()
 
 
 async def read_back(
