@@ -16,6 +16,7 @@ interval. Time comes in as arguments (`now`: monotonic seconds, `now_ms`: wall
 clock), so tests drive it without waiting.
 """
 
+import dataclasses
 import math
 import uuid
 from collections import deque
@@ -45,10 +46,18 @@ class Champion:
     labelled: int = 0  # its labelled predictions since it became champion
     fired_labelled: int | None = None  # `labelled` at its last drift event
     fired_at: float | None = None  # `now` at its last drift event
+    earlier: frozenset[int] = frozenset()  # the earlier steps of its online line
 
     @property
     def number(self) -> int:
         return int(self.version["version"])
+
+
+def one_line(old: Record, new: Record) -> bool:
+    """Whether `new` and `old` are steps of the trainer's online line: one model that
+    learns on, a version a step (docs/models.md)."""
+    steps = all(v.get("trigger", {}).get("kind") == "online" for v in (old, new))
+    return steps and old.get("family") == new.get("family")
 
 
 @dataclass
@@ -103,7 +112,15 @@ class Monitor:
             self._set_champion(champions[0])
 
     def _set_champion(self, version: Record) -> None:
-        if self.champion is not None and self.champion.number == version["version"]:
+        current = self.champion
+        if current is not None and current.number == version["version"]:
+            return
+        if current is not None and one_line(current.version, version):
+            # the online line learning on is judged on as one model: its detectors, its
+            # cooldown and the labels of its earlier steps' predictions carry over, or
+            # every step would blind it for `min_samples` labels
+            earlier = current.earlier | {current.number}
+            self.champion = dataclasses.replace(current, version=version, earlier=earlier)
             return
         own = self.own
         self.champion = Champion(
@@ -164,7 +181,10 @@ class Monitor:
                     window[i] = (value, score, event_time, found)
 
     def _is_champions(self, prediction: Record, champion: Champion) -> bool:
-        return not prediction["shadow"] and prediction["model_version"] == champion.number
+        version = prediction["model_version"]
+        return not prediction["shadow"] and (
+            version == champion.number or version in champion.earlier
+        )
 
     def _joined(self, joined: Joined, now: float) -> None:
         prediction, interval = joined.prediction, self.interval

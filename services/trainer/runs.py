@@ -42,6 +42,7 @@ class Trainer:
         self.model_name, self.producer, self.code_version = model_name, producer, code_version
         self.candidates, self.statuses = CANDIDATES.bind(settings), STATUS.bind(settings)
         self.line = Line(None, None, "")  # the online line, restored at start if there is one
+        self.publishing = False  # the run in progress has sent its candidate: past stopping
 
     async def status(self, trigger: Trigger, state: str, message: str, **details: Any) -> None:
         strings = {k: str(v) for k, v in details.items()}
@@ -65,6 +66,7 @@ class Trainer:
         """One run to its end; True if a candidate was published. Never raises. `cut` is
         called once its training data is read: a trigger from then on is not in it."""
         started = time.perf_counter()
+        self.publishing = False
         online = trigger.kind == "online"
         step = self.line if online else Line(None, None, "")
         family = self.own.online_family if online else self.own.family
@@ -97,6 +99,7 @@ class Trainer:
             metrics.FIT_THREADS.labels(self.model_name).set(fitted.openmp_threads)
             publish_from = time.perf_counter()
             candidate = self._candidate(trigger, family, train, holdout, fitted, started)
+            self.publishing = True
             await self.producer.send_and_wait(
                 self.candidates.name,
                 self.candidates.encode(candidate),

@@ -61,6 +61,7 @@ class Triggers:
         self.coalescer = Coalescer()
         self.starts: asyncio.Queue[Trigger] = asyncio.Queue()
         self._cut_at = 0  # labels written when the run in progress read its data
+        self._run: asyncio.Task[bool] | None = None  # the run in progress
 
     async def work(self) -> None:
         """The runs, one at a time, each followed by any run queued meanwhile."""
@@ -68,11 +69,24 @@ class Triggers:
             trigger: Trigger | None = await self.starts.get()
             while trigger is not None:
                 metrics.RUNNING.labels(self.trainer.model_name).set(1)
-                published = await self.trainer.run(trigger, self._cut)
+                published = await self._one(trigger)
                 metrics.RUNNING.labels(self.trainer.model_name).set(0)
                 if published and trigger.kind == "drift":
                     self.follow_ups.start(trigger, self.trainer.own.drift_labels, self._cut_at)
                 trigger = self.coalescer.finish()
+
+    async def _one(self, trigger: Trigger) -> bool:
+        """`trigger`'s run to its end; False if a drift preempted it (an online step)."""
+        self._run = asyncio.create_task(self.trainer.run(trigger, self._cut))
+        try:
+            return await self._run
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the trainer is stopping
+                raise
+            return False
+        finally:
+            self._run = None
 
     async def _cut(self) -> None:
         self.coalescer.cut()
@@ -117,15 +131,27 @@ class Triggers:
 
     async def offer(self, trigger: Trigger) -> None:
         coalescer = self.coalescer
+        step = coalescer.running.trigger if coalescer.running is not None else None
         if trigger.kind == "drift":
             self.follow_ups.stop()  # a new concept: its own run, then its own follow-ups
         outcome = coalescer.offer(trigger)
         metrics.TRIGGERS.labels(self.trainer.model_name, trigger.kind, outcome).inc()
         if outcome == "start":
             self.starts.put_nowait(trigger)
-        else:
-            running = coalescer.running.trigger.id if coalescer.running else "the last run"
-            await self.trainer.status(trigger, outcome, f"{outcome}: one run at a time ({running})")
+            return
+        running = step.id if step is not None else "the last run"
+        await self.trainer.status(trigger, outcome, f"{outcome}: one run at a time ({running})")
+        if (
+            trigger.kind == "drift"
+            and step is not None
+            and step.kind == "online"
+            and self._run is not None
+            and not self.trainer.publishing
+        ):
+            # the new concept's run goes first: a step publishes nothing until its end, and
+            # the line's next step learns the labels this one would have
+            self._run.cancel()
+            await self.trainer.status(step, "preempted", f"stopped for the drift run {trigger.id}")
 
 
 @asynccontextmanager

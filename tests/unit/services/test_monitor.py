@@ -422,3 +422,36 @@ def test_metrics_carry_what_a_console_draws_and_fit_their_schema() -> None:
     assert (first["start"], first["width_ms"], first["labelled"]) == (1_080_000, 60_000, 39)
     assert (second["start"], second["labelled"]) == (1_140_000, 11)
     assert 0 < first["errors"] + second["errors"] < 25  # about a fifth are wrong
+
+
+def _step(number: int) -> dict[str, Any]:
+    """A version that is a step of the online line (docs/models.md)."""
+    return _version(number) | {"trigger": {"kind": "online", "id": f"s{number}"}, "family": "t"}
+
+
+@pytest.mark.parametrize("line", [True, False])
+def test_steps_of_the_online_line_are_judged_as_one_model(line: bool) -> None:
+    monitor = Monitor(CARDS, "cards", SETTINGS, now_ms=0)
+    monitor.set_versions([_step(2)])
+    t = _run(monitor, 2, error_rate=0.05, count=3000, start=0)
+    before = monitor.champion
+    monitor.set_versions([_step(3) if line else _version(3)])  # a step, or a batch model
+    after = monitor.champion
+    assert after is not None
+    assert before is not None
+    assert (after.errors is before.errors) == line
+    assert after.earlier == ({2} if line else set())
+    # the concept changes at once; the old step's predictions are still being labelled
+    onset = t
+    t = _run(monitor, 2, error_rate=0.5, count=100, start=t)
+    _run(monitor, 3, error_rate=0.5, count=1000, start=t)
+    (event,) = monitor.drain(now_ms=0)
+    assert event["model_version"] == 3
+    if line:  # its detectors saw the errors rise from the first one on
+        assert event["kind"] == "concept"
+        assert onset * 1000 < event["window_end"] < (onset + 300) * 1000
+    else:  # a new model: its own predictions only, after `min_samples` of them
+        assert event["window_end"] >= (onset + 100 + SETTINGS.min_samples) * 1000
+    monitor.set_versions([_version(4)])  # a batch model after the line: judged afresh
+    assert monitor.champion is not None
+    assert monitor.champion.earlier == frozenset()

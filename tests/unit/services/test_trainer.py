@@ -1,6 +1,11 @@
-"""The trainer without Kafka: coalescing, the schedule, and a fit's checks and results."""
+"""The trainer without Kafka: coalescing, preemption, the schedule, and a fit's checks and
+results."""
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -12,6 +17,8 @@ from ops import synthetic
 from services.trainer.coalesce import Coalescer
 from services.trainer.fitting import TrainingError, fit
 from services.trainer.online import Steps, check
+from services.trainer.settings import TrainerSettings
+from services.trainer.stream import Triggers
 from services.trainer.triggers import FollowUps, Schedule, Trigger
 
 from ...projects import EXAMPLES
@@ -197,3 +204,67 @@ def test_a_model_that_cannot_learn_online_is_refused_as_the_online_family() -> N
     with pytest.raises(learners.LearnerError, match="does not learn online"):
         check("linear")
     check("river_linear")
+
+
+class _Trainer:
+    """The trainer's side a Triggers drives: runs that end when told (a long online step)."""
+
+    model_name = "cards"
+
+    def __init__(self) -> None:
+        self.own = TrainerSettings()
+        self.publishing = False
+        self.runs: list[str] = []
+        self.statuses: list[tuple[str, str]] = []
+        self.finish = asyncio.Event()
+
+    async def run(self, trigger: Trigger, cut: Callable[[], Awaitable[None]]) -> bool:
+        self.runs.append(trigger.kind)
+        await cut()
+        if trigger.kind == "online":
+            await self.finish.wait()
+        return True
+
+    async def status(self, trigger: Trigger, state: str, message: str, **_: Any) -> None:
+        self.statuses.append((trigger.kind, state))
+
+
+class _Labels:
+    async def seen(self) -> int:
+        return 0
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # event-loop turns, not seconds
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("not reached")
+
+
+def _triggers(trainer: _Trainer) -> Triggers:
+    schedule = Schedule(None, None, T0, 0)
+    return Triggers(None, trainer, schedule, _Labels(), FollowUps([]), Steps(10, 0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("published", [False, True])
+async def test_a_drift_preempts_an_online_step_that_has_not_published(published: bool) -> None:
+    trainer = _Trainer()
+    triggers = _triggers(trainer)
+    work = asyncio.create_task(triggers.work())
+    try:
+        await triggers.offer(Trigger("online", "10 labels written"))
+        await _until(lambda: trainer.runs == ["online"])
+        trainer.publishing = published
+        await triggers.offer(_trigger("drift", 0))
+        if published:  # past stopping: the drift run comes once the step has ended
+            assert ("online", "preempted") not in trainer.statuses
+            trainer.finish.set()
+        else:  # the step gives way at once, its labels left for the line's next step
+            assert ("online", "preempted") in trainer.statuses
+        await _until(lambda: trainer.runs == ["online", "drift"])
+        assert ("drift", "queued") in trainer.statuses
+    finally:
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
