@@ -160,12 +160,7 @@ async def reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer without a group, to assign and seek as the borrower needs: one of
     the open `readers`' if there are, else a new one, stopped afterwards."""
     pool = _pool(settings)
-    if pool is None:
-        client = consumer(settings, group_id=None, fetch_max_wait_ms=READ_WAIT_MS)
-        async with started(client):
-            yield client
-        return
-    if pool.idle:
+    if pool is not None and pool.idle:
         client = pool.idle.pop()
     else:
         client = consumer(settings, group_id=None, fetch_max_wait_ms=READ_WAIT_MS)
@@ -175,6 +170,9 @@ async def reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     except BaseException:
         await client.stop()  # whatever it was doing is unknown: it is not lent again
         raise
+    if pool is None:
+        await client.stop()
+        return
     # paused, an idle one fetches nothing; the next borrower's `assign` replaces it all
     client.pause(*client.assignment())
     pool.idle.append(client)

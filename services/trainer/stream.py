@@ -131,7 +131,7 @@ class Triggers:
 
     async def offer(self, trigger: Trigger) -> None:
         coalescer = self.coalescer
-        step = coalescer.running.trigger if coalescer.running is not None else None
+        current = coalescer.running.trigger if coalescer.running is not None else None
         if trigger.kind == "drift":
             self.follow_ups.stop()  # a new concept: its own run, then its own follow-ups
         outcome = coalescer.offer(trigger)
@@ -139,19 +139,21 @@ class Triggers:
         if outcome == "start":
             self.starts.put_nowait(trigger)
             return
-        running = step.id if step is not None else "the last run"
+        running = current.id if current is not None else "the last run"
         await self.trainer.status(trigger, outcome, f"{outcome}: one run at a time ({running})")
         if (
             trigger.kind == "drift"
-            and step is not None
-            and step.kind == "online"
+            and current is not None
+            and current.kind == "online"
             and self._run is not None
             and not self.trainer.publishing
         ):
             # the new concept's run goes first: a step publishes nothing until its end, and
             # the line's next step learns the labels this one would have
             self._run.cancel()
-            await self.trainer.status(step, "preempted", f"stopped for the drift run {trigger.id}")
+            await self.trainer.status(
+                current, "preempted", f"stopped for the drift run {trigger.id}"
+            )
 
 
 @asynccontextmanager
