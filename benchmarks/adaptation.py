@@ -18,7 +18,7 @@ events late at every rate (`--label-delay`, in events).
 - batch: a plain Python loop over the same events: the same first model (the trainer's
   `fit`, on the same 3,000 bootstrap events, 20% held out), the same `Monitor` (its
   settings as the demo's), labels as late, the same policy (after a detection, wait for
-  the demo's 500 labels of later events, fit on them, the registry's `decide`), and a promotion
+  the demo's TIDELINE_TRAINER_DRIFT_LABELS labels of later events, fit on them, the registry's `decide`), and a promotion
   takes effect at the next event.
 - HAT, ARF, river_tree: river's Hoeffding Adaptive Tree and Adaptive Random Forest
   (defaults) and Tideline's river_tree family, each predicting every event and learning
